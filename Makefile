@@ -1,0 +1,116 @@
+# cardsync — plain Makefile (see README.md).
+#   make            build the four programs
+#   make check      build and run every test
+#   make memcheck   the same tests under valgrind
+#   make asan       the same tests built with ASan + UBSan
+#   make run        run the pipeline on the bundled simulators
+#   make bench      performance figures
+
+# BUILD=asan builds into build/asan and bin/asan with sanitizers.
+BUILD   ?= release
+ifeq ($(BUILD),asan)
+  OUT     := build/asan
+  BINDIR  := bin/asan
+  SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPTFLAGS := -O1
+else
+  OUT     := build
+  BINDIR  := bin
+  SANFLAGS :=
+  OPTFLAGS := -O2
+endif
+
+CC      ?= cc
+PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih
+TOOLS   := supervisord valgrind python3 curl
+
+# A missing library means a fresh machine: install what is missing, once, and say so.
+ifeq ($(filter clean,$(MAKECMDGOALS)),)
+  DEPS_OK := $(shell pkg-config --exists $(PKGS_CORE) libmicrohttpd \
+               && (pkg-config --exists msgpack-c || pkg-config --exists msgpack) \
+               && command -v $(TOOLS) >/dev/null 2>&1 && echo yes)
+  ifneq ($(DEPS_OK),yes)
+    $(info make: pkg-config cannot find some libraries (or a test tool is missing); running scripts/install-deps)
+    DEPS_RC := $(shell scripts/install-deps 1>&2; echo $$?)
+    ifneq ($(DEPS_RC),0)
+      $(error scripts/install-deps failed (exit $(DEPS_RC)); install the packages it lists and retry)
+    endif
+  endif
+endif
+
+MSGPACK := $(shell pkg-config --exists msgpack-c && echo msgpack-c || echo msgpack)
+PKGS    := $(PKGS_CORE) $(MSGPACK)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -g $(WARN) $(SANFLAGS) -I. \
+           $(shell pkg-config --cflags $(PKGS))
+LDFLAGS += $(SANFLAGS)
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(OUT)/%.o)
+LIBCS      := $(OUT)/common/libcardsync.a
+
+PROGRAMS := producer differ pusher auditor
+BINS     := $(PROGRAMS:%=$(BINDIR)/cardsync-%)
+
+TEST_SRC   := $(wildcard tests/unit/test_*.c)
+TEST_BINS  := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
+TEST_LIB   := $(OUT)/tests/unit/harness.o
+
+SIM_SRC    := $(wildcard tests/sim/*.c)
+
+.PHONY: all check memcheck asan run bench demo clean tests
+all: $(BINS)
+
+tests: $(BINS) $(TEST_BINS)
+
+$(OUT)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBCS): $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(AR) rcs $@ $^
+
+# Each program: every .c in its directory, linked with the common library.
+define program_rule
+$(BINDIR)/cardsync-$(1): $(patsubst %.c,$(OUT)/%.o,$(wildcard $(1)/*.c)) $(LIBCS)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
+
+$(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+check: tests
+	@tests/run --bin $(BINDIR)
+
+memcheck:
+	@$(MAKE) --no-print-directory tests
+	@tests/run --bin $(BINDIR) --memcheck
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=asan tests
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=1 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 tests/run --bin bin/asan
+
+run:
+	@echo "make run: the pipeline is not built yet; nothing to run." >&2
+	@echo "          'make check' builds and tests the common library." >&2
+	@exit 69
+
+bench:
+	@echo "make bench: no benchmarks yet (they need the pipeline)." >&2
+	@exit 69
+
+demo: run
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,26 @@
+/* cardsync-producer: polls Cardskipper's member export and streams the members to the differ. */
+#include "common/cli.h"
+
+#include <stdio.h>
+
+static const cs_cli_spec_t s_spec = {
+    .program = "cardsync-producer",
+    .summary = "Polls Cardskipper's member export and streams the members to the differ.",
+};
+
+int
+main (int argc, char **argv)
+{
+    cs_cli_t cli;
+    int rc = cs_cli_parse (&s_spec, argc, argv, &cli);
+    if (rc >= 0)
+        return rc;
+    cs_config_t *cfg = cs_cli_config (&s_spec, &cli, CS_SECRETS_CARDSKIPPER, &rc);
+    if (rc < 0) {
+        fprintf (stderr, "%s: the pipeline is not built yet; only --check-config and "
+                 "--print-config work\n", s_spec.program);
+        rc = EX_UNAVAILABLE;
+    }
+    cs_config_destroy (&cfg);
+    return rc;
+}
