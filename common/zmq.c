@@ -1,0 +1,223 @@
+#include "common/zmq.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct _cs_zmq_t {
+    const cs_pipeline_config_t *pl;   /* endpoints and keys (not owned) */
+    zcert_t *cert;                    /* this host's certificate, or NULL */
+    zactor_t *auth;                   /* zauth, started with the first CURVE server */
+};
+
+int
+cs_zmq_private_dir (const char *dir, char *error, size_t error_size)
+{
+    char path [4096];
+    if (snprintf (path, sizeof path, "%s", dir) >= (int) sizeof path) {
+        snprintf (error, error_size, "%s: path too long", dir);
+        return -1;
+    }
+    /* parents as usual, the directory itself private */
+    for (char *p = path + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir (path, 0755) != 0 && errno != EEXIST) {
+            snprintf (error, error_size, "cannot create %s: %s", path, strerror (errno));
+            return -1;
+        }
+        *p = '/';
+    }
+    if (mkdir (path, 0700) != 0 && errno != EEXIST) {
+        snprintf (error, error_size, "cannot create %s: %s", path, strerror (errno));
+        return -1;
+    }
+    struct stat st;
+    if (stat (path, &st) != 0 || !S_ISDIR (st.st_mode)) {
+        snprintf (error, error_size, "%s is not a directory", path);
+        return -1;
+    }
+    if (st.st_uid != geteuid ()) {
+        snprintf (error, error_size, "%s belongs to uid %u, not to this user (uid %u)", path,
+                  (unsigned) st.st_uid, (unsigned) geteuid ());
+        return -1;
+    }
+    if ((st.st_mode & 0777) != 0700 && chmod (path, 0700) != 0) {
+        snprintf (error, error_size, "cannot make %s private: %s", path, strerror (errno));
+        return -1;
+    }
+    return 0;
+}
+
+cs_zmq_t *
+cs_zmq_new (const cs_pipeline_config_t *pl, char *error, size_t error_size)
+{
+    zsys_init ();
+    zsys_catch_interrupts ();
+    cs_zmq_t *self = calloc (1, sizeof *self);
+    if (!self) {
+        snprintf (error, error_size, "out of memory");
+        return NULL;
+    }
+    self->pl = pl;
+    if (pl && pl->curve_cert) {
+        self->cert = zcert_load (pl->curve_cert);
+        if (!self->cert) {
+            snprintf (error, error_size, "[pipeline] curve_cert: cannot load a certificate "
+                      "from %s", pl->curve_cert);
+            free (self);
+            return NULL;
+        }
+    }
+    return self;
+}
+
+void
+cs_zmq_destroy (cs_zmq_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    cs_zmq_t *self = *self_p;
+    zactor_destroy (&self->auth);
+    zcert_destroy (&self->cert);
+    free (self);
+    *self_p = NULL;
+}
+
+static int
+is_tcp (const char *endpoint)
+{
+    return strncmp (endpoint, "tcp://", 6) == 0;
+}
+
+static zsock_t *
+new_socket (int type, int hwm)
+{
+    zsock_t *sock = zsock_new (type);
+    if (!sock)
+        return NULL;
+    zsock_set_linger (sock, CS_ZMQ_LINGER_MS);
+    zsock_set_sndhwm (sock, hwm ? hwm : CS_ZMQ_HWM);
+    zsock_set_rcvhwm (sock, hwm ? hwm : CS_ZMQ_HWM);
+    return sock;
+}
+
+zsock_t *
+cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
+             size_t error_size)
+{
+    if (strncmp (endpoint, "ipc://", 6) == 0) {
+        char dir [4096];
+        snprintf (dir, sizeof dir, "%s", endpoint + 6);
+        char *slash = strrchr (dir, '/');
+        if (slash && slash != dir) {
+            *slash = 0;
+            if (cs_zmq_private_dir (dir, error, error_size) != 0)
+                return NULL;
+        }
+    }
+    zsock_t *sock = new_socket (type, hwm);
+    if (!sock) {
+        snprintf (error, error_size, "cannot create a socket: %s", zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    if (self->cert && is_tcp (endpoint)) {
+        if (!self->auth) {
+            self->auth = zactor_new (zauth, NULL);
+            const char *dir = self->pl->curve_clients_dir ? self->pl->curve_clients_dir
+                                                          : CURVE_ALLOW_ANY;
+            if (!self->auth || zstr_sendx (self->auth, "CURVE", dir, NULL) != 0
+                || zsock_wait (self->auth) != 0) {
+                snprintf (error, error_size, "cannot start CURVE authentication");
+                zsock_destroy (&sock);
+                return NULL;
+            }
+        }
+        zcert_apply (self->cert, sock);
+        zsock_set_curve_server (sock, 1);
+        zsock_set_zap_domain (sock, "cardsync");
+    }
+    if (zsock_bind (sock, "%s", endpoint) < 0) {
+        snprintf (error, error_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+zsock_t *
+cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
+                size_t error_size)
+{
+    zsock_t *sock = new_socket (type, hwm);
+    if (!sock) {
+        snprintf (error, error_size, "cannot create a socket: %s", zmq_strerror (zmq_errno ()));
+        return NULL;
+    }
+    if (self->cert && is_tcp (endpoint)) {
+        zcert_apply (self->cert, sock);
+        zsock_set_curve_serverkey (sock, self->pl->curve_server_key);
+    }
+    if (zsock_connect (sock, "%s", endpoint) < 0) {
+        snprintf (error, error_size, "cannot connect to %s: %s", endpoint,
+                  zmq_strerror (zmq_errno ()));
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    return sock;
+}
+
+int
+cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error)
+{
+    uint8_t *data;
+    size_t size;
+    if (cs_msg_encode (m, &data, &size, error) != 0)
+        return -1;
+    zframe_t *frame = zframe_new (data, size);
+    free (data);
+    if (!frame)
+        return -1;
+    if (zframe_send (&frame, sock, 0) != 0) {
+        zframe_destroy (&frame);
+        return -1;
+    }
+    return 0;
+}
+
+cs_msg_t *
+cs_zmq_recv (zsock_t *sock, cs_msg_error_t *error)
+{
+    cs_msg_error_t dummy;
+    if (!error)
+        error = &dummy;
+    memset (error, 0, sizeof *error);
+    zframe_t *frame = zframe_recv (sock);
+    if (!frame)
+        return NULL;
+    int more = zframe_more (frame);
+    cs_msg_t *m = NULL;
+    if (more) {
+        error->code = CS_MSG_E_TRAILING;
+        snprintf (error->text, sizeof error->text, "a message of more than one frame");
+        /* drop the rest of it */
+        while (zsock_rcvmore (sock)) {
+            zframe_t *rest = zframe_recv (sock);
+            if (!rest)
+                break;
+            zframe_destroy (&rest);
+        }
+    }
+    else
+        m = cs_msg_decode (zframe_data (frame), zframe_size (frame), error);
+    zframe_destroy (&frame);
+    return m;
+}
+
+int
+cs_zmq_interrupted (void)
+{
+    return zsys_interrupted != 0;
+}

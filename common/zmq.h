@@ -1,0 +1,47 @@
+/* cs_zmq: the sockets between the four programs.
+ *
+ * Every socket gets an explicit linger and high-water mark; ipc:// sockets live
+ * in a run_dir of mode 0700; tcp:// sockets use CURVE when the config names a
+ * certificate (the binding side is the server, authenticated by zauth).
+ * Messages travel as one cs_msg per frame. SIGINT and SIGTERM set
+ * zsys_interrupted (czmq's handler): main loops check cs_zmq_interrupted. */
+#ifndef CS_ZMQ_H
+#define CS_ZMQ_H
+
+#include "common/config.h"
+#include "common/msg.h"
+
+#include <czmq.h>
+
+typedef struct _cs_zmq_t cs_zmq_t;
+
+#define CS_ZMQ_LINGER_MS 2000     /* unsent messages get this long at close */
+#define CS_ZMQ_HWM 100000         /* messages queued per socket */
+
+/* Sets up czmq (signal handling included) for the pipeline described by pl. */
+cs_zmq_t *cs_zmq_new (const cs_pipeline_config_t *pl, char *error, size_t error_size);
+void cs_zmq_destroy (cs_zmq_t **self_p);
+
+/* A socket of type (ZMQ_PUSH, ZMQ_PULL, ZMQ_PUB, ZMQ_SUB) bound to, or connected
+ * to, endpoint. hwm 0 means CS_ZMQ_HWM. NULL with the reason in error. */
+zsock_t *cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
+                      size_t error_size);
+zsock_t *cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
+                         size_t error_size);
+
+/* Creates dir (and its parents) if need be and makes it private (0700).
+ * Refuses a directory owned by another user. */
+int cs_zmq_private_dir (const char *dir, char *error, size_t error_size);
+
+/* Sends m as one frame; -1 if it does not encode or the socket refuses. */
+int cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error);
+
+/* Receives one frame and decodes it; NULL on interrupt or a bad message
+ * (error->code tells which: CS_MSG_E_NONE for an interrupt). A message of
+ * several frames is a bad message. */
+cs_msg_t *cs_zmq_recv (zsock_t *sock, cs_msg_error_t *error);
+
+/* True once SIGINT or SIGTERM has arrived. */
+int cs_zmq_interrupted (void);
+
+#endif
