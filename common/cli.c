@@ -59,15 +59,20 @@ cs_cli_parse (const cs_cli_spec_t *spec, int argc, char **argv, cs_cli_t *cli)
             case 'V':
             case OPT_VERSION: printf ("%s %s\n", spec->program, CARDSYNC_VERSION); return 0;
             case '?':
-            case ':':
-                if (optopt)
-                    fprintf (stderr, "%s: option -%c %s\n", spec->program, optopt,
-                             c == ':' ? "needs a value" : "is not known");
-                else
-                    fprintf (stderr, "%s: option '%s' is not known or needs a value\n",
-                             spec->program, argv [optind - 1]);
+            case ':': {
+                const char *arg = argv [optind - 1];
+                const char *why = "is not known";
+                if (optopt == 'c' || optopt == OPT_CONFIG)
+                    why = "needs a value";
+                else if (optopt >= OPT_OWN && optopt < OPT_OWN + own)
+                    why = spec->options [optopt - OPT_OWN].takes_value ? "needs a value"
+                                                                         : "takes no value";
+                else if (optopt >= OPT_CHECK && optopt <= OPT_VERSION)
+                    why = "takes no value";
+                fprintf (stderr, "%s: option '%s' %s\n", spec->program, arg, why);
                 fprintf (stderr, "try '%s --help'\n", spec->program);
                 return EX_USAGE;
+            }
             default:
                 if (c >= OPT_OWN && c < OPT_OWN + own)
                     cli->values [c - OPT_OWN] = optarg ? optarg : "1";
@@ -130,4 +135,21 @@ cs_cli_config (const cs_cli_spec_t *spec, const cs_cli_t *cli, int secrets, int 
         *exit_code = 0;
     }
     return cfg;
+}
+
+cs_log_t *
+cs_cli_log (const cs_cli_spec_t *spec, const cs_config_t *cfg)
+{
+    const char *stage = strncmp (spec->program, "cardsync-", 9) == 0 ? spec->program + 9
+                                                                       : spec->program;
+    cs_log_t *log = cs_log_new (stage, stdout);
+    if (!log)
+        return NULL;
+    int level = cs_log_level_parse (cfg->pipeline.log_level);
+    cs_log_set_level (log, level < 0 ? CS_LOG_INFO : (cs_log_level_t) level);
+    cs_log_add_secret (log, cfg->cardskipper.password);
+    for (size_t i = 0; i < cfg->device_count; i++)
+        cs_log_add_secret (log, cfg->devices [i].password);
+    cs_log_add_secret (log, cfg->notify.password);
+    return log;
 }

@@ -11,6 +11,7 @@
 #define CS_CLI_H
 
 #include "common/config.h"
+#include "common/log.h"
 
 #include <sysexits.h>
 
@@ -54,5 +55,9 @@ const char *cs_cli_value (const cs_cli_spec_t *spec, const cs_cli_t *cli, const 
  * is then set to 0 (or 78) and the caller should exit with it. */
 cs_config_t *cs_cli_config (const cs_cli_spec_t *spec, const cs_cli_t *cli, int secrets,
                             int *exit_code);
+
+/* The program's logger on stdout: stage from the program name ("pusher"),
+ * level from [pipeline] log_level, every configured secret scrubbed. */
+cs_log_t *cs_cli_log (const cs_cli_spec_t *spec, const cs_config_t *cfg);
 
 #endif
