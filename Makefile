@@ -59,12 +59,18 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 TEST_BINS  := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 TEST_LIB   := $(OUT)/tests/unit/harness.o
 
-SIM_SRC    := $(wildcard tests/sim/*.c)
+SIMS       := cardskipper-sim isapi-sim
+SIM_BINS   := $(SIMS:%=$(BINDIR)/%)
+SIM_LIB    := $(OUT)/tests/sim/simhttp.o
+SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd)
+SIM_LIBS   := $(shell pkg-config --libs libmicrohttpd) -lpthread
 
-.PHONY: all check memcheck asan run bench demo clean tests
+.PHONY: all check memcheck asan run bench demo clean tests sims
 all: $(BINS)
 
-tests: $(BINS) $(TEST_BINS)
+sims: $(SIM_BINS)
+
+tests: $(BINS) $(TEST_BINS) $(SIM_BINS)
 
 $(OUT)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -81,6 +87,16 @@ $(BINDIR)/cardsync-$(1): $(patsubst %.c,$(OUT)/%.o,$(wildcard $(1)/*.c)) $(LIBCS
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
+
+$(OUT)/tests/sim/%.o: CFLAGS += $(SIM_CFLAGS)
+
+$(BINDIR)/cardskipper-sim: $(OUT)/tests/sim/cardskipper_sim.o $(SIM_LIB) $(LIBCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SIM_LIBS)
+
+$(BINDIR)/isapi-sim: $(OUT)/tests/sim/isapi_sim.o $(SIM_LIB) $(LIBCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SIM_LIBS)
 
 $(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)
 	@mkdir -p $(dir $@)
