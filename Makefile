@@ -26,7 +26,7 @@ TOOLS   := supervisord valgrind python3 curl
 
 # A missing library means a fresh machine: install what is missing, once, and say so.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
-  DEPS_OK := $(shell pkg-config --exists $(PKGS_CORE) libmicrohttpd \
+  DEPS_OK := $(shell pkg-config --exists $(PKGS_CORE) libmicrohttpd gnutls \
                && (pkg-config --exists msgpack-c || pkg-config --exists msgpack) \
                && command -v $(TOOLS) >/dev/null 2>&1 && echo yes)
   ifneq ($(DEPS_OK),yes)
@@ -62,8 +62,8 @@ TEST_LIB   := $(OUT)/tests/unit/harness.o
 SIMS       := cardskipper-sim isapi-sim
 SIM_BINS   := $(SIMS:%=$(BINDIR)/%)
 SIM_LIB    := $(OUT)/tests/sim/simhttp.o
-SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd)
-SIM_LIBS   := $(shell pkg-config --libs libmicrohttpd) -lpthread
+SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd gnutls)
+SIM_LIBS   := $(shell pkg-config --libs libmicrohttpd gnutls) -lpthread
 
 .PHONY: all check memcheck asan run bench demo clean tests sims
 all: $(BINS)

@@ -7,7 +7,6 @@ _failures=0
 _checks=0
 _out=$(mktemp)
 _err=$(mktemp)
-trap 'rm -f "$_out" "$_err"' EXIT
 
 cs_bin () {
     echo "$CS_BIN/cardsync-$1"
@@ -49,4 +48,74 @@ expect_no () {
 finish () {
     echo "$_checks checks, $_failures failed"
     [ "$_failures" = 0 ]
+}
+
+# --- simulators ------------------------------------------------------------
+CS_TMP=$(mktemp -d)
+_pids=()
+_cleanup () {
+    local p
+    for p in "${_pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${_pids[@]}"; do wait "$p" 2>/dev/null; done
+    rm -rf "$CS_TMP" "$_out" "$_err"
+}
+trap _cleanup EXIT
+
+# _wait_file FILE LINES: until FILE has LINES lines (10 s at most).
+_wait_file () {
+    local i
+    for i in $(seq 1 200); do
+        [ -f "$1" ] && [ "$(wc -l < "$1")" -ge "$2" ] && return 0
+        sleep 0.05
+    done
+    echo "timed out waiting for $1"
+    return 1
+}
+
+# start_cardskipper_sim ARGS...: sets CS_API (base URL) and CARDSKIPPER_SIM_CONTROL.
+start_cardskipper_sim () {
+    local pf=$CS_TMP/cardskipper.ports
+    rm -f "$pf"
+    "$CS_BIN/cardskipper-sim" --port-file "$pf" "$@" >"$CS_TMP/cardskipper-sim.log" 2>&1 &
+    _pids+=($!)
+    _wait_file "$pf" 2 || { cat "$CS_TMP/cardskipper-sim.log"; exit 1; }
+    CS_API=http://127.0.0.1:$(sed -n 1p "$pf")
+    export CARDSKIPPER_SIM_CONTROL=http://127.0.0.1:$(sed -n 2p "$pf")
+}
+
+# start_isapi_sim --device NAME:0[:PROFILE] ...: sets DEV_URL[NAME] and ISAPI_SIM_CONTROL.
+declare -A DEV_URL
+start_isapi_sim () {
+    local pf=$CS_TMP/isapi.ports
+    rm -f "$pf"
+    local names=() a
+    for a in "$@"; do
+        case "$a" in --device) ;; *:*) names+=("${a%%:*}") ;; esac
+    done
+    "$CS_BIN/isapi-sim" --port-file "$pf" "$@" >"$CS_TMP/isapi-sim.log" 2>&1 &
+    _pids+=($!)
+    _wait_file "$pf" $((${#names[@]} + 1)) || { cat "$CS_TMP/isapi-sim.log"; exit 1; }
+    local i=1 n
+    for n in "${names[@]}"; do
+        DEV_URL[$n]=http://127.0.0.1:$(sed -n ${i}p "$pf")
+        i=$((i + 1))
+    done
+    export ISAPI_SIM_CONTROL=http://127.0.0.1:$(sed -n ${i}p "$pf")
+}
+
+# check NAME COMMAND...: an expectation that is a command's success.
+check () {
+    local name=$1
+    shift
+    _checks=$((_checks + 1))
+    if ! "$@" >"$CS_TMP/check.out" 2>&1; then
+        _failures=$((_failures + 1))
+        echo "FAILED: $name"
+        sed 's/^/  /' "$CS_TMP/check.out" | head -20
+    fi
+}
+
+# json_get EXPR: evaluates a Python expression over the JSON on stdin (as j).
+json_get () {
+    python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"
 }

@@ -13,6 +13,7 @@
 #include "simhttp.h"
 #include "common/date.h"
 
+#include <gnutls/crypto.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -24,6 +25,12 @@
 
 #define MAX_DEVICES 16
 #define MAX_CLIENTS 32
+#define MAX_NONCES 256
+
+typedef struct {
+    char value [40];            /* 32 hex digits */
+    int64_t issued;             /* ms, monotonic */
+} nonce_t;
 
 typedef struct {
     char ip [64];
@@ -60,6 +67,8 @@ typedef struct {
     /* state */
     json_t *users;              /* full records, in insertion order */
     client_t clients [MAX_CLIENTS];
+    nonce_t nonces [MAX_NONCES];    /* the nonces handed out, a ring */
+    int next_nonce;
     json_t *stats;
     int active;                 /* requests in flight */
     sim_rng_t rng;
@@ -98,7 +107,6 @@ profile (device_t *d, const char *name)
         snprintf (d->firmware, sizeof d->firmware, "V1.3.37 build 210311");
         d->page_cap = 10;
         d->strict_page = 1;
-        d->errors_200 = 1;
         d->capacity = 3000;
     }
 }
@@ -226,7 +234,105 @@ reply_xml (device_t *d, struct MHD_Connection *conn, unsigned status, const char
                               NULL);
 }
 
-/* A 401 with a Digest challenge and a userCheck body. */
+/* --- Digest (RFC 2617, MD5, qop=auth), as the devices do it -------------- */
+
+static void
+md5_hex (const char *text, char out [33])
+{
+    unsigned char digest [16];
+    gnutls_hash_fast (GNUTLS_DIG_MD5, text, strlen (text), digest);
+    for (int i = 0; i < 16; i++)
+        snprintf (out + 2 * i, 3, "%02x", digest [i]);
+}
+
+/* A fresh nonce, remembered with its time (caller holds the lock). */
+static const char *
+new_nonce (device_t *d)
+{
+    nonce_t *n = &d->nonces [d->next_nonce++ % MAX_NONCES];
+    snprintf (n->value, sizeof n->value, "%016llx%016llx",
+              (unsigned long long) sim_rng_next (&d->rng),
+              (unsigned long long) sim_rng_next (&d->rng));
+    n->issued = sim_now_ms ();
+    return n->value;
+}
+
+/* The value of key in a Digest header's parameter list, quoted or not. */
+static int
+digest_param (const char *header, const char *key, char *out, size_t size)
+{
+    size_t klen = strlen (key);
+    const char *p = header;
+    while ((p = strcasestr (p, key)) != NULL) {
+        int at_start = p == header || p [-1] == ' ' || p [-1] == ',';
+        const char *q = p + klen;
+        while (*q == ' ')
+            q++;
+        if (!at_start || *q != '=') {
+            p += klen;
+            continue;
+        }
+        q++;
+        while (*q == ' ')
+            q++;
+        size_t n = 0;
+        if (*q == '"') {
+            for (q++; *q && *q != '"' && n + 1 < size; q++)
+                out [n++] = *q;
+        }
+        else
+            for (; *q && *q != ',' && *q != ' ' && n + 1 < size; q++)
+                out [n++] = *q;
+        out [n] = 0;
+        return 0;
+    }
+    return -1;
+}
+
+typedef enum { AUTH_OK, AUTH_BAD, AUTH_STALE } auth_t;
+
+static auth_t
+check_digest (device_t *d, const char *header, const char *method, const char *url)
+{
+    char user [128], realm [128], nonce [64], uri [2048], response [64], qop [16], nc [16],
+         cnonce [128];
+    if (digest_param (header, "username", user, sizeof user) || digest_param (header, "realm", realm, sizeof realm)
+        || digest_param (header, "nonce", nonce, sizeof nonce) || digest_param (header, "uri", uri, sizeof uri)
+        || digest_param (header, "response", response, sizeof response))
+        return AUTH_BAD;
+    int with_qop = digest_param (header, "qop", qop, sizeof qop) == 0;
+    if (with_qop && (strcmp (qop, "auth") || digest_param (header, "nc", nc, sizeof nc)
+                     || digest_param (header, "cnonce", cnonce, sizeof cnonce)))
+        return AUTH_BAD;
+    size_t path_len = strcspn (uri, "?");
+    if (path_len != strlen (url) || strncmp (uri, url, path_len) != 0)
+        return AUTH_BAD;
+    pthread_mutex_lock (&d->sim->lock);
+    int64_t issued = -1;
+    for (int i = 0; i < MAX_NONCES; i++)
+        if (!strcmp (d->nonces [i].value, nonce))
+            issued = d->nonces [i].issued;
+    int lifetime = d->nonce_lifetime_s;
+    char password [64];
+    snprintf (password, sizeof password, "%s", d->password);
+    int user_ok = !strcmp (user, d->user) && !strcmp (realm, d->model);
+    pthread_mutex_unlock (&d->sim->lock);
+    if (issued < 0 || (lifetime > 0 && sim_now_ms () - issued > (int64_t) lifetime * 1000))
+        return AUTH_STALE;
+    char text [4096], ha1 [33], ha2 [33], expect [33];
+    snprintf (text, sizeof text, "%s:%s:%s", user, realm, password);
+    md5_hex (text, ha1);
+    snprintf (text, sizeof text, "%s:%s", method, uri);
+    md5_hex (text, ha2);
+    if (with_qop)
+        snprintf (text, sizeof text, "%s:%s:%s:%s:%s:%s", ha1, nonce, nc, cnonce, qop, ha2);
+    else
+        snprintf (text, sizeof text, "%s:%s:%s", ha1, nonce, ha2);
+    md5_hex (text, expect);
+    return user_ok && !strcasecmp (expect, response) ? AUTH_OK : AUTH_BAD;
+}
+
+/* A 401 with a Digest challenge and a userCheck body (or the JSON given). */
 static sim_step_t
 challenge (device_t *d, struct MHD_Connection *conn, int retry, int locked, int unlock_s,
            int stale, const char *json_body)
@@ -247,19 +353,14 @@ challenge (device_t *d, struct MHD_Connection *conn, int retry, int locked, int 
                   "<lockStatus>%s</lockStatus>\n<unlockTime>%d</unlockTime>\n"
                   "<retryLoginTime>%d</retryLoginTime>\n</userCheck>\n",
                   locked ? "lock" : "unlock", unlock_s, retry);
-    struct MHD_Response *resp = MHD_create_response_from_buffer (strlen (body), body,
-                                                                 MHD_RESPMEM_MUST_COPY);
-    if (!resp)
-        return SIM_FAIL;
-    MHD_add_response_header (resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    enum MHD_Result r = MHD_queue_auth_fail_response2 (conn, d->model, "", resp,
-                                                       stale ? MHD_YES : MHD_NO, MHD_DIGEST_ALG_MD5);
-    MHD_destroy_response (resp);
+    char header [512];
     pthread_mutex_lock (&d->sim->lock);
+    snprintf (header, sizeof header, "Digest qop=\"auth\", realm=\"%s\", nonce=\"%s\", stale=\"%s\"",
+              d->model, new_nonce (d), stale ? "TRUE" : "FALSE");
     stat_add (d, NULL, "challenges", 1);
     stat_add (d, "status", "401", 1);
     pthread_mutex_unlock (&d->sim->lock);
-    return r == MHD_YES ? SIM_DONE : SIM_FAIL;
+    return sim_reply (conn, 401, ctype, body, strlen (body), "WWW-Authenticate", header, NULL);
 }
 
 /* A 401 without a challenge: what busy or rebooting firmware sends. */
@@ -664,6 +765,8 @@ route (device_t *d, struct MHD_Connection *conn, const char *method, const char 
 {
     isapi_err_t e;
     char xml [2048];
+    char shown [1100];           /* requestURL, as devices echo it */
+    snprintf (shown, sizeof shown, "%s%s", url, has_format_json (conn) ? "?format=json" : "");
     int get = !strcmp (method, "GET"), post = !strcmp (method, "POST"), put = !strcmp (method, "PUT");
     if (!strcmp (url, "/ISAPI/System/deviceInfo") && get) {
         snprintf (xml, sizeof xml,
@@ -719,7 +822,7 @@ route (device_t *d, struct MHD_Connection *conn, const char *method, const char 
     int is_caps = !strcmp (what, "capabilities");
     if (!(is_search || is_record || is_modify || is_setup || is_delete || is_count || is_caps)) {
         set_err (&e, 404, 4, "Invalid Operation", "notSupport", 1073741825LL, "notSupport");
-        return reply_error (d, conn, url, &e, close);
+        return reply_error (d, conn, shown, &e, close);
     }
     if (is_search && get) {          /* GET on Search: a plain 404 */
         snprintf (xml, sizeof xml, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ResponseStatus>"
@@ -732,11 +835,11 @@ route (device_t *d, struct MHD_Connection *conn, const char *method, const char 
     if (!method_ok) {
         set_err (&e, 403, 4, "Invalid Operation", "methodNotAllowed", 1073741828LL,
                  "methodNotAllowed");
-        return reply_error (d, conn, url, &e, close);
+        return reply_error (d, conn, shown, &e, close);
     }
     if (!has_format_json (conn)) {
         err_bad_json_format (&e, "format=json is required");
-        return reply_error (d, conn, url, &e, close);
+        return reply_error (d, conn, shown, &e, close);
     }
     if (is_caps) {
         pthread_mutex_lock (&d->sim->lock);
@@ -757,22 +860,22 @@ route (device_t *d, struct MHD_Connection *conn, const char *method, const char 
     }
     if (req->too_big || req->len == 0) {
         err_bad_content (&e, "");
-        return reply_error (d, conn, url, &e, close);
+        return reply_error (d, conn, shown, &e, close);
     }
     json_error_t jerr;
     json_t *body = json_loadb (req->body, req->len, 0, &jerr);
     if (!json_is_object (body)) {
         json_decref (body);
         err_bad_json_format (&e, "badJsonFormat");
-        return reply_error (d, conn, url, &e, close);
+        return reply_error (d, conn, shown, &e, close);
     }
     sim_step_t step;
     if (is_search)
-        step = handle_search (d, conn, url, body, close);
+        step = handle_search (d, conn, shown, body, close);
     else if (is_delete)
-        step = handle_delete (d, conn, url, body, close);
+        step = handle_delete (d, conn, shown, body, close);
     else
-        step = handle_write (d, conn, url, body, is_record ? OP_RECORD : is_modify ? OP_MODIFY
+        step = handle_write (d, conn, shown, body, is_record ? OP_RECORD : is_modify ? OP_MODIFY
                                                                                     : OP_SETUP,
                              close);
     json_decref (body);
@@ -858,10 +961,6 @@ device_handler (void *cls, struct MHD_Connection *conn, const char *method, cons
     int locked = client->locked_until > now;
     int unlock_s = locked ? (int) ((client->locked_until - now + 999) / 1000) : 0;
     int retry = d->lockout_attempts - client->failures;
-    char user [64], password [64];
-    snprintf (user, sizeof user, "%s", d->user);
-    snprintf (password, sizeof password, "%s", d->password);
-    unsigned nonce_timeout = d->nonce_lifetime_s > 0 ? (unsigned) d->nonce_lifetime_s : 86400;
     pthread_mutex_unlock (&sim->lock);
 
     if (locked)
@@ -870,16 +969,15 @@ device_handler (void *cls, struct MHD_Connection *conn, const char *method, cons
                                                     MHD_HTTP_HEADER_AUTHORIZATION);
     if (!auth || strncasecmp (auth, "Digest ", 7) != 0)
         return challenge (d, conn, retry, 0, 0, 0, NULL);
-    int ok = MHD_digest_auth_check2 (conn, d->model, user, password, nonce_timeout,
-                                     MHD_DIGEST_ALG_MD5);
-    if (ok == MHD_YES) {
+    auth_t verdict = check_digest (d, auth + 7, method, url);
+    if (verdict == AUTH_OK) {
         pthread_mutex_lock (&sim->lock);
         client->failures = 0;
         pthread_mutex_unlock (&sim->lock);
         return SIM_CONTINUE;
     }
-    if (ok == MHD_INVALID_NONCE) {
-        /* a retired nonce: every request fails until the client re-handshakes */
+    if (verdict == AUTH_STALE) {
+        /* a retired nonce: refused until the client takes the new one */
         return challenge (d, conn, retry, 0, 0, 1,
                           "{\"statusCode\":4,\"statusString\":\"Invalid Operation\","
                           "\"subStatusCode\":\"invalidOperation\",\"errorCode\":1073741830}");
@@ -1225,7 +1323,7 @@ usage (void)
             "Local Hikvision access-control terminals for tests (127.0.0.1 only).\n\n"
             "  --device NAME:PORT[:PROFILE]  a device; PORT 0 = any free port; PROFILE is\n"
             "                     default (DS-K1T342MFX-E1: 30 a page, errors as 4xx) or\n"
-            "                     old (DS-K1T8003MF: 10 a page, 400 above, errors as 200)\n"
+            "                     old (DS-K1T8003MF: 10 a page, 400 above that)\n"
             "  --control-port N   the control port (default 0: any free port)\n"
             "  --port-file F      write each device's port, then the control port, one a line\n"
             "  --user U           login of every device (default admin)\n"
