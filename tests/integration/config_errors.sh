@@ -2,7 +2,7 @@
 # Every program: --help, --version, bad usage (64), config errors (78 naming
 # file, line and key), --check-config on the shipped example (0).
 set -u
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/common.sh"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -3,7 +3,7 @@
 # validation, the filters (OnlyActive, RoleId, ChangedAt, organisations),
 # the attribute-based response, the fault knobs and the generator.
 set -u
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/common.sh"
 
 start_cardskipper_sim --members-file tests/fixtures/members.json --today 2025-09-15 \
                       --user api@club.example --password 'pä$$ word'
@@ -30,7 +30,7 @@ export_of () {   # export_of 'CRITERIA' [CURL ARGS] -> summary JSON in $CS_TMP/s
     local c=$1
     shift
     cs POST /Member/Export "$(crit "$c")" -u "$CREDS" "$@"
-    python3 tests/integration/export_summary.py < "$CS_TMP/body" > "$CS_TMP/sum"
+    python3 tests/integration/lib/export_summary.py < "$CS_TMP/body" > "$CS_TMP/sum"
 }
 omids () { json_get '" ".join(str(o) for o in j["omids"])' < "$CS_TMP/sum"; }
 same () {   # same NAME GOT WANT
@@ -170,7 +170,7 @@ same "an empty export" "$(omids)" ""
 check "truncated" $CTL fault empty=false truncate_after=700
 export_of '<OrganisationId value="1234"/>'
 same "the connection drops mid-body (curl 18)" "$curl_rc" 18
-check "what arrived is not a document" bash -c "! python3 tests/integration/export_summary.py < '$CS_TMP/body' >/dev/null"
+check "what arrived is not a document" bash -c "! python3 tests/integration/lib/export_summary.py < '$CS_TMP/body' >/dev/null"
 check "stalled" $CTL fault truncate_after=-1 stall_after=400 stall_ms=3000
 export_of '<OrganisationId value="1234"/>' --max-time 1
 same "a stalled stream times out (curl 28)" "$curl_rc" 28

@@ -3,7 +3,7 @@
 # Paging across 95 users under both page caps, every write and its error
 # bodies, format=json, the lockout sequence, concurrency and down faults.
 set -u
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/lib/common.sh"
 
 start_isapi_sim --device door1:0 --device door2:0:old --password 'S3cret!' --seed 7
 PW='S3cret!'

@@ -817,12 +817,12 @@ parse_criteria (const char *body, size_t len, int lenient, criteria_t *c, json_t
         if (!known) {
             if (lenient)
                 continue;
-            snprintf (why, why_size, "Unknown criterion '%s'.", name);
+            snprintf (why, why_size, "Unknown criterion '%.100s'.", name);
             goto done;
         }
         xmlChar *raw = element_form ? xmlNodeGetContent (n) : xmlGetProp (n, BAD_CAST "value");
         if (!raw || !raw [0]) {
-            snprintf (why, why_size, "Criterion '%s' has no value%s.", name,
+            snprintf (why, why_size, "Criterion '%.100s' has no value%s.", name,
                       element_form ? "" : " attribute");
             xmlFree (raw);
             goto done;
@@ -864,7 +864,7 @@ parse_criteria (const char *body, size_t len, int lenient, criteria_t *c, json_t
         else if (!strcmp (name, "Lastname"))
             snprintf (c->last, sizeof c->last, "%s", value);
         if (bad) {
-            snprintf (why, why_size, "Criterion '%s' has an invalid value '%s'.", name, value);
+            snprintf (why, why_size, "Criterion '%.40s' has an invalid value '%.100s'.", name, value);
             goto done;
         }
     }

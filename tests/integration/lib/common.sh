@@ -1,6 +1,6 @@
 # Helpers for the integration tests (sourced). Each test is a bash script that
 # exits 0 when every expectation held; `finish` reports the count.
-cd "$(dirname "${BASH_SOURCE[0]}")/../.." || exit 1
+cd "$(dirname "${BASH_SOURCE[0]}")/../../.." || exit 1
 CS_BIN=${CS_BIN:-$PWD/bin}
 read -r -a CS_WRAP <<< "${CS_TEST_WRAP:-}"
 _failures=0
