@@ -205,8 +205,20 @@ isapi door1 GET "/ISAPI/AccessControl/UserInfo/Count?format=json"
 check "5xx injected" bash -c "[ $http = 500 ] || [ $http = 503 ]"
 check "reset door1 at the end" $CTL reset door1
 
+# --- a reboot: refused, then 401s without a challenge, then normal ------------------
+check "reboot" $CTL fault door1 reboot_s=1 storm_s=1
+isapi door1 GET /ISAPI/System/deviceInfo
+check "refused while rebooting" test "$curl_rc" = 7
+sleep 1.3
+isapi door1 GET /ISAPI/System/deviceInfo
+expect "a 401 storm after the reboot" 401 "Unauthorized"
+check "without a challenge" bash -c "! grep -qi 'WWW-Authenticate' '$CS_TMP/headers'"
+sleep 1.2
+isapi door1 GET /ISAPI/System/deviceInfo
+expect "then normal" 200 "<model>"
+
 # --- the control port's view -----------------------------------------------------------
-check "stats per endpoint" bash -c "$CTL stats door1 | grep -q '\"POST /ISAPI/AccessControl/UserInfo/Search\"'"
+check "stats per endpoint and method" bash -c "$CTL stats door1 | grep -q '\"POST /ISAPI/AccessControl/UserInfo/Search\": [1-9]'"
 check "drift by hand" $CTL set-user door1 1000 Valid.endTime=2030-01-01T23:59:59
 check "drift stored" bash -c "$CTL user door1 1000 | grep -q 2030-01-01T23:59:59"
 

@@ -1,6 +1,8 @@
 """isapi-sim against Python's standard urllib Digest handler (a client nobody
 here wrote): paging across 95 users under both page caps, a write and its
 error body, and the lockout as urllib meets it."""
+import hashlib
+import http.client
 import json
 import os
 import subprocess
@@ -125,6 +127,41 @@ def main():
         status, text = call(plain, new + "/ISAPI/System/deviceInfo")
         check("the lock body", status == 401 and "<lockStatus>lock</lockStatus>" in text
               and "<retryLoginTime>0</retryLoginTime>" in text, text)
+        # a nonce past its lifetime: 401 with stale=TRUE and the JSON body, by hand
+        control(ctl, "POST", "/devices/old/faults", {"nonce_lifetime_s": 1})
+        port = int(old.rsplit(":", 1)[1])
+        path = "/ISAPI/System/deviceInfo"
+
+        def digest_get(nonce, nc):
+            ha1 = hashlib.md5(b"admin:DS-K1T8003MF:pw-123").hexdigest()
+            ha2 = hashlib.md5(f"GET:{path}".encode()).hexdigest()
+            resp = hashlib.md5(f"{ha1}:{nonce}:{nc:08x}:abc:auth:{ha2}".encode()).hexdigest()
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", path, headers={"Authorization":
+                      f'Digest username="admin", realm="DS-K1T8003MF", nonce="{nonce}", uri="{path}", '
+                      f'response="{resp}", qop=auth, nc={nc:08x}, cnonce="abc"'})
+            r = c.getresponse()
+            out = r.status, r.getheader("WWW-Authenticate", ""), r.read().decode()
+            c.close()
+            return out
+
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("GET", path)
+        r = c.getresponse()
+        challenge = r.getheader("WWW-Authenticate")
+        r.read()
+        c.close()
+        nonce = challenge.split('nonce="')[1].split('"')[0]
+        status, _, text = digest_get(nonce, 1)
+        check("a fresh nonce works", status == 200 and "<model>DS-K1T8003MF" in text, f"{status} {text}")
+        status, _, _ = digest_get(nonce, 2)
+        check("and again with the next nc", status == 200, str(status))
+        time.sleep(1.3)
+        status, header, text = digest_get(nonce, 3)
+        check("a retired nonce is refused", status == 401 and 'stale="TRUE"' in header
+              and '"subStatusCode":"invalidOperation"' in text, f"{status} {header} {text}")
+        stats = control(ctl, "GET", "/devices/old/stats")
+        check("which is not a bad login", stats["bad_logins"] == 0, str(stats))
     finally:
         sim.terminate()
         sim.wait(timeout=10)
