@@ -59,7 +59,7 @@ TEST_SRC   := $(wildcard tests/unit/test_*.c)
 TEST_BINS  := $(TEST_SRC:tests/unit/%.c=$(BINDIR)/tests/%)
 TEST_LIB   := $(OUT)/tests/unit/harness.o
 
-SIMS       := cardskipper-sim isapi-sim
+SIMS       := cardskipper-sim isapi-sim msgdump
 SIM_BINS   := $(SIMS:%=$(BINDIR)/%)
 SIM_LIB    := $(OUT)/tests/sim/simhttp.o
 SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd gnutls)
@@ -98,6 +98,10 @@ $(BINDIR)/cardskipper-sim: $(OUT)/tests/sim/cardskipper_sim.o $(SIM_LIB) $(LIBCS
 $(BINDIR)/isapi-sim: $(OUT)/tests/sim/isapi_sim.o $(SIM_LIB) $(LIBCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) $(SIM_LIBS)
+
+$(BINDIR)/msgdump: $(OUT)/tests/sim/msgdump.o $(LIBCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)
 	@mkdir -p $(dir $@)

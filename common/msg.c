@@ -1,6 +1,7 @@
 #include "common/msg.h"
 #include "common/date.h"
 
+#include <jansson.h>
 #include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -112,8 +113,11 @@ cs_msg_new (cs_msg_type_t type)
     if (type <= 0 || type >= CS_MSG_TYPE_COUNT)
         return NULL;
     cs_msg_t *self = calloc (1, sizeof *self);
-    if (self)
-        self->type = type;
+    if (!self)
+        return NULL;
+    self->type = type;
+    /* a required array starts out present and empty */
+    self->present = s_types [type].required & (B (CS_F_ROLES) | B (CS_F_IDS));
     return self;
 }
 
@@ -778,6 +782,7 @@ cs_msg_decode (const uint8_t *data, size_t size, cs_msg_error_t *error)
         return NULL;
     }
     uint64_t fields = s_types [type].required | s_types [type].optional;
+    uint64_t seen = 0;
     for (uint64_t i = 0; i < top.u; i++) {
         value_t key, val;
         if (read_value (&c, &key) || read_value (&c, &val))
@@ -794,11 +799,12 @@ cs_msg_decode (const uint8_t *data, size_t size, cs_msg_error_t *error)
                        (int) key.len, key.s);
             goto fail;
         }
-        if (m->present & B (f)) {
+        if (seen & B (f)) {
             set_error (error, CS_MSG_E_DUP_KEY, "%s: key '%s' given twice", type_name,
                        s_fields [f].key);
             goto fail;
         }
+        seen |= B (f);
         kind_t kind = s_fields [f].kind;
         int ok_type = (kind == K_UINT && val.type == V_UINT)
                       || (kind == K_INT && (val.type == V_UINT || val.type == V_INT))
@@ -851,8 +857,13 @@ cs_msg_decode (const uint8_t *data, size_t size, cs_msg_error_t *error)
                 break;
         }
     }
-    if (check_required (m, error) != 0)
-        goto fail;
+    uint64_t missing = s_types [type].required & ~seen;
+    for (int f = 0; f < CS_F_COUNT_FIELDS; f++)
+        if (missing & B (f)) {
+            set_error (error, CS_MSG_E_MISSING, "%s: required key '%s' is missing", type_name,
+                       s_fields [f].key);
+            goto fail;
+        }
     return m;
 truncated:
     set_error (error, CS_MSG_E_TRUNCATED, "the message ends inside a value");
@@ -882,4 +893,40 @@ cs_msg_strerror (cs_msg_errcode_t code)
         case CS_MSG_E_NOMEM: return "out of memory";
     }
     return "unknown error";
+}
+
+char *
+cs_msg_to_json (const cs_msg_t *self)
+{
+    json_t *j = json_object ();
+    if (!j)
+        return NULL;
+    json_object_set_new (j, "t", json_string (s_types [self->type].name));
+    for (int f = 0; f < CS_F_COUNT_FIELDS; f++) {
+        if (!(self->present & B (f)))
+            continue;
+        json_t *v = NULL;
+        switch (s_fields [f].kind) {
+            case K_UINT:
+            case K_INT: v = json_integer (self->num [f]); break;
+            case K_BOOL: v = json_boolean (self->num [f]); break;
+            case K_STR:
+            case K_TIME: v = json_string (self->str [f]); break;
+            case K_ROLES:
+                v = json_array ();
+                for (size_t i = 0; i < self->role_count; i++)
+                    json_array_append_new (v, json_pack ("[I, s, s]", (json_int_t) self->roles [i].role,
+                                                         self->roles [i].start, self->roles [i].end));
+                break;
+            case K_IDS:
+                v = json_array ();
+                for (size_t i = 0; i < self->id_count; i++)
+                    json_array_append_new (v, json_integer ((json_int_t) self->ids [i]));
+                break;
+        }
+        json_object_set_new (j, s_fields [f].key, v);
+    }
+    char *text = json_dumps (j, JSON_COMPACT);
+    json_decref (j);
+    return text;
 }

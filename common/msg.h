@@ -156,4 +156,8 @@ cs_msg_t *cs_msg_decode (const uint8_t *data, size_t size, cs_msg_error_t *error
 
 const char *cs_msg_strerror (cs_msg_errcode_t code);
 
+/* The message as a JSON object with the wire's keys ("t" first), for logs,
+ * tools and `auditor tail --json`. The caller frees the text. */
+char *cs_msg_to_json (const cs_msg_t *self);
+
 #endif

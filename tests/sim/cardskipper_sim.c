@@ -197,6 +197,7 @@ typedef struct {
     int forbid_export;          /* 403: no API right for /Member/Export */
     int64_t forbidden_orgs [8];
     int lenient;                /* accept the seeds' element-text request form */
+    int doctype;                /* an export that declares entities (billion laughs) */
 } faults_t;
 
 typedef struct {
@@ -659,6 +660,17 @@ produce (export_t *x)
     if (x->phase == 0) {
         if (x->faults.bom)
             SIM_ADD (&x->pending, "\xEF\xBB\xBF");
+        if (x->faults.doctype)
+            SIM_ADD (&x->pending, "<?xml version=\"1.0\"?>\n<!DOCTYPE Cardskipper [\n"
+                     "  <!ENTITY a \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\">\n"
+                     "  <!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;\">\n"
+                     "  <!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;\">\n]>\n"
+                     "<Cardskipper><Members><Member OrganisationMemberId=\"1\" Firstname=\"&c;\">"
+                     "<ContactInfo EMail=\"x@example.se\"/></Member></Members></Cardskipper>\n");
+        if (x->faults.doctype) {
+            x->phase = 3;
+            return;
+        }
         sim_buf_add (&x->pending, XML_HEAD, strlen (XML_HEAD));
         x->phase = 1;
         return;
@@ -1101,7 +1113,7 @@ faults_json (const faults_t *f)
     for (int k = 0; k < 8; k++)
         if (f->forbidden_orgs [k])
             json_array_append_new (orgs, json_integer (f->forbidden_orgs [k]));
-    return json_pack ("{s:i, s:i, s:i, s:b, s:I, s:I, s:i, s:b, s:s, s:b, s:b, s:b, s:o, s:b}",
+    return json_pack ("{s:i, s:i, s:i, s:b, s:I, s:I, s:i, s:b, s:s, s:b, s:b, s:b, s:o, s:b, s:b}",
                       "latency_ms", f->latency_ms, "fail_status", f->fail_status,
                       "fail_count", f->fail_count, "html_errors", f->html_errors,
                       "truncate_after", (json_int_t) f->truncate_after,
@@ -1109,7 +1121,7 @@ faults_json (const faults_t *f)
                       "bom", f->bom, "date_format", f->date_format,
                       "omit_empty_members", f->omit_empty_members, "empty", f->empty,
                       "forbid_export", f->forbid_export, "forbidden_orgs", orgs,
-                      "lenient", f->lenient);
+                      "lenient", f->lenient, "doctype", f->doctype);
 }
 
 static int
@@ -1136,6 +1148,7 @@ apply_faults (faults_t *f, json_t *j, char *why, size_t why_size)
         else if (!strcmp (key, "empty") && is_bool) next.empty = json_is_true (v);
         else if (!strcmp (key, "forbid_export") && is_bool) next.forbid_export = json_is_true (v);
         else if (!strcmp (key, "lenient") && is_bool) next.lenient = json_is_true (v);
+        else if (!strcmp (key, "doctype") && is_bool) next.doctype = json_is_true (v);
         else if (!strcmp (key, "date_format") && json_is_string (v)) {
             const char *s = json_string_value (v);
             if (strcmp (s, "midnight") && strcmp (s, "date") && strcmp (s, "fraction")

@@ -314,6 +314,15 @@ TEST (hostile_structure)
     raw_str (&r, "t");
     raw_str (&r, "ack");
     CHECK_INT (decode_raw (&r, text, sizeof text), CS_MSG_E_MISSING);
+    /* a member without its roles array */
+    raw_init (&r);
+    raw_header (&r, 4, 1, "member");
+    raw_str (&r, "c");
+    msgpack_pack_uint64 (&r.pk, 1);
+    raw_str (&r, "org");
+    msgpack_pack_uint64 (&r.pk, 1);
+    CHECK_INT (decode_raw (&r, text, sizeof text), CS_MSG_E_MISSING);
+    CHECK_HAS (text, "'roles'");
     /* missing required key, unknown key, duplicate key */
     raw_init (&r);
     raw_header (&r, 2, 1, "ack");
@@ -523,5 +532,22 @@ TEST (random_mutations_never_crash)
     }
     CHECK (decoded < 20000);
     free (data);
+    cs_msg_destroy (&m);
+}
+
+TEST (empty_roles_and_json)
+{
+    cs_msg_t *m = cs_msg_new (CS_MSG_MEMBER);
+    cs_msg_set_int (m, CS_F_CYCLE, 1);
+    cs_msg_set_int (m, CS_F_ORG, 1234);
+    cs_msg_set_str (m, CS_F_LAST, "Lind \"the elder\"");
+    cs_msg_t *c = round_trip (m);      /* a member with no roles is still a member */
+    REQUIRE (c);
+    CHECK (cs_msg_has (c, CS_F_ROLES));
+    CHECK_INT (cs_msg_role_count (c), 0);
+    char *text = cs_msg_to_json (c);
+    CHECK_STR (text, "{\"t\":\"member\",\"c\":1,\"org\":1234,\"ln\":\"Lind \\\"the elder\\\"\",\"roles\":[]}");
+    free (text);
+    cs_msg_destroy (&c);
     cs_msg_destroy (&m);
 }

@@ -1,0 +1,66 @@
+/* msgdump: a test tool that stands in for a pipeline stage. It binds a PULL
+ * socket and prints every message it receives as one JSON line, so a test can
+ * drive one program alone and read what it sent.
+ *
+ *   msgdump --bind ENDPOINT [--until TYPE] [--count N] [--timeout SECONDS]
+ *
+ * Exits 0 after --until's message type (or --count messages), 1 on timeout. */
+#include "common/zmq.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+main (int argc, char **argv)
+{
+    const char *endpoint = NULL, *until = NULL;
+    long count = -1, timeout = 30;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp (argv [i], "--bind")) endpoint = argv [i + 1];
+        else if (!strcmp (argv [i], "--until")) until = argv [i + 1];
+        else if (!strcmp (argv [i], "--count")) count = strtol (argv [i + 1], NULL, 10);
+        else if (!strcmp (argv [i], "--timeout")) timeout = strtol (argv [i + 1], NULL, 10);
+    }
+    if (!endpoint) {
+        fprintf (stderr, "usage: msgdump --bind ENDPOINT [--until TYPE] [--count N] [--timeout S]\n");
+        return 64;
+    }
+    char error [512];
+    cs_zmq_t *z = cs_zmq_new (NULL, error, sizeof error);
+    zsock_t *in = z ? cs_zmq_bind (z, ZMQ_PULL, endpoint, 0, error, sizeof error) : NULL;
+    if (!in) {
+        fprintf (stderr, "msgdump: %s\n", error);
+        return 69;
+    }
+    setvbuf (stdout, NULL, _IOLBF, 0);
+    zpoller_t *poller = zpoller_new (in, NULL);
+    int64_t deadline = zclock_mono () + timeout * 1000;
+    int rc = 1;
+    long seen = 0;
+    while (!cs_zmq_interrupted ()) {
+        int64_t left = deadline - zclock_mono ();
+        if (left <= 0 || !zpoller_wait (poller, (int) left))
+            break;
+        cs_msg_error_t err;
+        cs_msg_t *m = cs_zmq_recv (in, &err);
+        if (!m) {
+            printf ("{\"bad\":\"%s\"}\n", err.text);
+            continue;
+        }
+        char *text = cs_msg_to_json (m);
+        printf ("%s\n", text);
+        free (text);
+        int done = (until && !strcmp (cs_msg_type_name (cs_msg_type (m)), until))
+                   || (count > 0 && ++seen >= count);
+        cs_msg_destroy (&m);
+        if (done) {
+            rc = 0;
+            break;
+        }
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&in);
+    cs_zmq_destroy (&z);
+    return rc;
+}
