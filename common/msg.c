@@ -930,3 +930,76 @@ cs_msg_to_json (const cs_msg_t *self)
     json_decref (j);
     return text;
 }
+
+cs_msg_t *
+cs_msg_from_json (const char *text, cs_msg_error_t *error)
+{
+    cs_msg_error_t dummy;
+    if (!error)
+        error = &dummy;
+    memset (error, 0, sizeof *error);
+    json_error_t jerr;
+    json_t *j = json_loads (text, 0, &jerr);
+    if (!json_is_object (j)) {
+        set_error (error, CS_MSG_E_NOT_MAP, "not a JSON object: %s", j ? "" : jerr.text);
+        json_decref (j);
+        return NULL;
+    }
+    const char *t = json_string_value (json_object_get (j, "t"));
+    cs_msg_type_t type = 0;
+    for (int i = 1; t && i < CS_MSG_TYPE_COUNT; i++)
+        if (!strcmp (s_types [i].name, t))
+            type = (cs_msg_type_t) i;
+    cs_msg_t *m = type ? cs_msg_new (type) : NULL;
+    if (!m) {
+        set_error (error, CS_MSG_E_UNKNOWN_TYPE, "unknown message type '%s'", t ? t : "");
+        json_decref (j);
+        return NULL;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach (j, key, v) {
+        if (!strcmp (key, "t") || !strcmp (key, "v"))
+            continue;
+        int f = field_by_key (key, strlen (key));
+        int rc = -1;
+        if (f >= 0) {
+            switch (s_fields [f].kind) {
+                case K_UINT:
+                case K_INT: rc = json_is_integer (v) ? cs_msg_set_int (m, f, json_integer_value (v)) : -1; break;
+                case K_BOOL: rc = json_is_boolean (v) ? cs_msg_set_bool (m, f, json_is_true (v)) : -1; break;
+                case K_STR:
+                case K_TIME: rc = json_is_string (v) ? cs_msg_set_str (m, f, json_string_value (v)) : -1; break;
+                case K_ROLES: {
+                    size_t i;
+                    json_t *r;
+                    rc = json_is_array (v) ? 0 : -1;
+                    json_array_foreach (v, i, r)
+                        if (rc == 0)
+                            rc = cs_msg_add_role (m, json_integer_value (json_array_get (r, 0)),
+                                                  json_string_value (json_array_get (r, 1)),
+                                                  json_string_value (json_array_get (r, 2)));
+                    break;
+                }
+                case K_IDS: {
+                    size_t i;
+                    json_t *id;
+                    rc = json_is_array (v) ? 0 : -1;
+                    json_array_foreach (v, i, id)
+                        if (rc == 0)
+                            rc = cs_msg_add_id (m, (uint64_t) json_integer_value (id));
+                    break;
+                }
+            }
+        }
+        if (rc != 0) {
+            set_error (error, CS_MSG_E_BAD_VALUE, "%s: bad or unknown key '%s'", t, key);
+            cs_msg_destroy (&m);
+            break;
+        }
+    }
+    json_decref (j);
+    if (m && check_required (m, error) != 0)
+        cs_msg_destroy (&m);
+    return m;
+}

@@ -160,4 +160,8 @@ const char *cs_msg_strerror (cs_msg_errcode_t code);
  * tools and `auditor tail --json`. The caller frees the text. */
 char *cs_msg_to_json (const cs_msg_t *self);
 
+/* The reverse, for tools and tests: a JSON object with "t" and the wire's
+ * keys. NULL with error set when it does not make a valid message. */
+cs_msg_t *cs_msg_from_json (const char *text, cs_msg_error_t *error);
+
 #endif

@@ -1,12 +1,725 @@
-/* cardsync-pusher: applies changes to the Hikvision devices over ISAPI, with retries. */
+/* cardsync-pusher: applies the differ's commands to the Hikvision devices over
+ * ISAPI. One queue per device, at most max_inflight requests to each, every
+ * device at once (libcurl multi), Digest over kept-alive connections, retries
+ * with backoff for what is worth retrying, and a pause - never a retry loop -
+ * when a device refuses the credentials. */
 #include "common/cli.h"
+#include "common/log.h"
+#include "common/zmq.h"
+#include "pusher/isapi.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_POOL 8
+#define AUTH_PAUSE_MS (30 * 60 * 1000)    /* one login attempt per half hour at most */
+#define BODY_MAX (4 * 1024 * 1024)
+
+static const cs_cli_option_t s_options [] = {
+    { "check", 0, "reach each device, log in once, read capabilities and counts; print a "
+                  "verdict" },
+    { NULL, 0, NULL },
+};
 
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-pusher",
     .summary = "Applies changes to the Hikvision devices over ISAPI, with retries.",
+    .options = s_options,
+    .more_help = "Each device is scanned at start and every [sync] scan_interval. A wrong\n"
+                 "password pauses that device (one login attempt per half hour), so the\n"
+                 "device never locks the account.\n\n"
+                 "example: cardsync-pusher --config /etc/cardsync/cardsync.ini --check",
 };
+
+typedef enum { T_SCAN, T_SET, T_CREATE, T_PROBE } task_kind_t;
+
+typedef struct task_s {
+    task_kind_t kind;
+    uint64_t id;                /* the differ's command id (0 for scans and probes) */
+    char no [33];               /* employeeNo */
+    char email [320];
+    char name [520];
+    char begin [20];
+    char end [20];
+    int step;                   /* which request of the task is next */
+    int attempts;
+    int64_t first_try;          /* mono ms */
+    int64_t not_before;         /* mono ms */
+    uint64_t scan;              /* scan id */
+    int position;
+    int pages;
+    size_t count;
+    json_t *seen;               /* scan: employeeNos already sent */
+    json_t *record;             /* set: the person as read */
+    int wrote;                  /* set: a write was needed */
+    struct task_s *next;
+} task_t;
+
+typedef struct {
+    const cs_device_config_t *cfg;
+    CURL *pool [MAX_POOL];      /* one handle per request in flight: keeps the connection and the Digest nonce */
+    int busy [MAX_POOL];
+    int inflight;
+    task_t *queue;              /* waiting tasks, oldest first */
+    int64_t paused_until;       /* mono ms, 0 if not paused */
+    int page_size;
+    char health [16];
+    int64_t next_scan;
+    uint64_t scan_seq;
+} device_t;
+
+typedef struct {
+    device_t *dev;
+    task_t *task;
+    int slot;
+    char *body_out;
+    struct curl_slist *headers;
+    char *resp;
+    size_t len;
+    size_t cap;
+    int challenged;             /* the response carried WWW-Authenticate */
+    char errbuf [CURL_ERROR_SIZE];
+} xfer_t;
+
+typedef struct {
+    const cs_config_t *cfg;
+    cs_log_t *log;
+    CURLM *multi;
+    device_t *devices;
+    size_t device_count;
+    zsock_t *in;                /* commands from the differ */
+    zsock_t *out;               /* results, scans and health to the differ */
+    int stopping;
+} pusher_t;
+
+/* --- sending to the differ ---------------------------------------------- */
+
+static void
+send_msg (pusher_t *p, cs_msg_t *m)
+{
+    cs_msg_error_t err;
+    if (cs_zmq_send (p->out, m, &err) != 0 && err.code != CS_MSG_E_NONE)
+        cs_log (p->log, CS_LOG_ERROR, "send_failed", "type", cs_msg_type_name (cs_msg_type (m)),
+                "error", err.text, NULL);
+    cs_msg_destroy (&m);
+}
+
+static void
+set_health (pusher_t *p, device_t *d, const char *state, const char *msg, int64_t until_wall)
+{
+    if (!strcmp (d->health, state))
+        return;
+    snprintf (d->health, sizeof d->health, "%s", state);
+    cs_log (p->log, strcmp (state, "ok") ? CS_LOG_WARN : CS_LOG_INFO, "device_health",
+            "device", d->cfg->name, "state", state, "msg", msg, NULL);
+    cs_msg_t *m = cs_msg_new (CS_MSG_HEALTH);
+    cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
+    cs_msg_set_str (m, CS_F_STATE, state);
+    if (msg)
+        cs_msg_set_str (m, CS_F_MSG, msg);
+    if (until_wall)
+        cs_msg_set_int (m, CS_F_UNTIL, until_wall);
+    cs_msg_set_int (m, CS_F_TS, zclock_time ());
+    send_msg (p, m);
+}
+
+static void
+send_result (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
+{
+    cs_msg_t *m = cs_msg_new (CS_MSG_RESULT);
+    cs_msg_set_int (m, CS_F_ID, (int64_t) t->id);
+    cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
+    cs_msg_set_bool (m, CS_F_OK, o->cls == CS_OUT_OK);
+    cs_msg_set_str (m, CS_F_CLASS, cs_isapi_class_name (o->cls));
+    cs_msg_set_str (m, CS_F_EMPNO, t->no);
+    if (o->http)
+        cs_msg_set_int (m, CS_F_HTTP, o->http);
+    if (o->code)
+        cs_msg_set_int (m, CS_F_CODE, o->code);
+    if (o->sub [0])
+        cs_msg_set_str (m, CS_F_SUB, o->sub);
+    if (o->msg [0])
+        cs_msg_set_str (m, CS_F_MSG, o->msg);
+    cs_msg_set_int (m, CS_F_TRIES, t->attempts + 1);
+    if (o->cls == CS_OUT_OK) {
+        cs_msg_set_str (m, CS_F_BEGIN, t->begin);
+        cs_msg_set_str (m, CS_F_END, t->end);
+    }
+    cs_msg_set_int (m, CS_F_TS, zclock_time ());
+    char id [32], tries [16];
+    snprintf (id, sizeof id, "%llu", (unsigned long long) t->id);
+    snprintf (tries, sizeof tries, "%d", t->attempts + 1);
+    cs_log (p->log, o->cls == CS_OUT_OK ? CS_LOG_INFO : CS_LOG_WARN,
+            o->cls == CS_OUT_OK ? (t->wrote ? "applied" : "already_applied") : "failed",
+            "id", id, "device", d->cfg->name, "employee_no", t->no, "email", t->email,
+            "begin", t->begin, "end", t->end, "class", cs_isapi_class_name (o->cls),
+            "tries", tries, "msg", o->cls == CS_OUT_OK ? NULL : o->msg, NULL);
+    send_msg (p, m);
+}
+
+static void
+send_scan_end (pusher_t *p, device_t *d, task_t *t, int ok, const char *error)
+{
+    cs_msg_t *m = cs_msg_new (CS_MSG_SCAN_END);
+    cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
+    cs_msg_set_int (m, CS_F_SCAN, (int64_t) t->scan);
+    cs_msg_set_bool (m, CS_F_OK, ok);
+    cs_msg_set_int (m, CS_F_COUNT, (int64_t) t->count);
+    if (error)
+        cs_msg_set_str (m, CS_F_ERROR, error);
+    cs_msg_set_int (m, CS_F_TS, zclock_time ());
+    char n [32];
+    snprintf (n, sizeof n, "%zu", t->count);
+    cs_log (p->log, ok ? CS_LOG_INFO : CS_LOG_WARN, "scan_end", "device", d->cfg->name,
+            "ok", ok ? "true" : "false", "users", n, "error", error, NULL);
+    send_msg (p, m);
+}
+
+/* --- tasks and queues ----------------------------------------------------- */
+
+static task_t *
+task_new (task_kind_t kind)
+{
+    task_t *t = calloc (1, sizeof *t);
+    if (t) {
+        t->kind = kind;
+        t->first_try = zclock_mono ();
+    }
+    return t;
+}
+
+static void
+task_free (task_t *t)
+{
+    if (!t)
+        return;
+    json_decref (t->seen);
+    json_decref (t->record);
+    free (t);
+}
+
+static void
+enqueue (device_t *d, task_t *t, int front)
+{
+    if (front || !d->queue) {
+        t->next = d->queue;
+        d->queue = t;
+        return;
+    }
+    task_t *last = d->queue;
+    while (last->next)
+        last = last->next;
+    t->next = NULL;
+    last->next = t;
+}
+
+static int
+scan_pending (device_t *d)
+{
+    for (task_t *t = d->queue; t; t = t->next)
+        if (t->kind == T_SCAN)
+            return 1;
+    return 0;
+}
+
+static void
+queue_scan (device_t *d)
+{
+    if (scan_pending (d))
+        return;
+    task_t *t = task_new (T_SCAN);
+    if (!t)
+        return;
+    t->scan = ++d->scan_seq;
+    enqueue (d, t, 0);
+}
+
+/* --- transfers ------------------------------------------------------------- */
+
+static size_t
+on_body (char *data, size_t size, size_t count, void *arg)
+{
+    xfer_t *x = arg;
+    size_t n = size * count;
+    if (x->len + n > BODY_MAX)
+        return 0;
+    if (x->len + n + 1 > x->cap) {
+        size_t cap = (x->len + n + 1) * 2;
+        char *grown = realloc (x->resp, cap);
+        if (!grown)
+            return 0;
+        x->resp = grown;
+        x->cap = cap;
+    }
+    memcpy (x->resp + x->len, data, n);
+    x->len += n;
+    x->resp [x->len] = 0;
+    return n;
+}
+
+static size_t
+on_header (char *data, size_t size, size_t count, void *arg)
+{
+    xfer_t *x = arg;
+    size_t n = size * count;
+    if (n > 17 && !strncasecmp (data, "WWW-Authenticate:", 17))
+        x->challenged = 1;
+    if (n > 5 && !strncmp (data, "HTTP/", 5))
+        x->challenged = 0;      /* a new response: only its own headers count */
+    return n;
+}
+
+static CURL *
+new_handle (const cs_device_config_t *cfg)
+{
+    CURL *c = curl_easy_init ();
+    if (!c)
+        return NULL;
+    curl_easy_setopt (c, CURLOPT_HTTPAUTH, (long) CURLAUTH_DIGEST);
+    curl_easy_setopt (c, CURLOPT_USERNAME, cfg->username);
+    curl_easy_setopt (c, CURLOPT_PASSWORD, cfg->password ? cfg->password : "");
+    curl_easy_setopt (c, CURLOPT_CONNECTTIMEOUT, 5L);
+    curl_easy_setopt (c, CURLOPT_TIMEOUT, (long) cfg->timeout);
+    curl_easy_setopt (c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt (c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt (c, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt (c, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt (c, CURLOPT_SSL_VERIFYPEER, cfg->verify ? 1L : 0L);
+    curl_easy_setopt (c, CURLOPT_SSL_VERIFYHOST, cfg->verify ? 2L : 0L);
+    if (cfg->ca_file)
+        curl_easy_setopt (c, CURLOPT_CAINFO, cfg->ca_file);
+    if (cfg->pinned_pubkey)
+        curl_easy_setopt (c, CURLOPT_PINNEDPUBLICKEY, cfg->pinned_pubkey);
+    curl_easy_setopt (c, CURLOPT_USERAGENT, "cardsync/" CARDSYNC_VERSION);
+    return c;
+}
+
+/* Starts the next request of task t on a free handle of d. */
+static int
+start_request (pusher_t *p, device_t *d, task_t *t)
+{
+    int slot = -1;
+    for (int i = 0; i < d->cfg->max_inflight && slot < 0; i++)
+        if (!d->busy [i])
+            slot = i;
+    if (slot < 0)
+        return -1;
+    if (!d->pool [slot] && !(d->pool [slot] = new_handle (d->cfg)))
+        return -1;
+    xfer_t *x = calloc (1, sizeof *x);
+    if (!x)
+        return -1;
+    x->dev = d;
+    x->task = t;
+    x->slot = slot;
+    const char *method = "POST", *path = "/ISAPI/AccessControl/UserInfo/Search?format=json";
+    switch (t->kind) {
+        case T_PROBE:
+            method = "GET";
+            path = "/ISAPI/System/deviceInfo";
+            break;
+        case T_SCAN: {
+            char sid [24];
+            snprintf (sid, sizeof sid, "cs%llu", (unsigned long long) (t->scan % 1000000));
+            x->body_out = cs_isapi_search_body (sid, t->position, d->page_size, NULL);
+            break;
+        }
+        case T_SET:
+            if (t->step == 0)
+                x->body_out = cs_isapi_search_body ("cs1", 0, 1, t->no);
+            else {
+                method = "PUT";
+                path = "/ISAPI/AccessControl/UserInfo/Modify?format=json";
+                x->body_out = cs_isapi_modify_body (t->record, t->begin, t->end);
+            }
+            break;
+        case T_CREATE: {
+            path = "/ISAPI/AccessControl/UserInfo/Record?format=json";
+            int by_name = !strcmp (p->cfg->sync.tag_field, "name");
+            x->body_out = cs_isapi_record_body (t->no, by_name ? t->email : t->name,
+                                                by_name ? NULL : t->email, t->begin, t->end,
+                                                d->cfg->door_right, d->cfg->plan_template);
+            break;
+        }
+    }
+    CURL *c = d->pool [slot];
+    char url [1024];
+    snprintf (url, sizeof url, "%s%s", d->cfg->url, path);
+    curl_easy_setopt (c, CURLOPT_URL, url);
+    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt (c, CURLOPT_ERRORBUFFER, x->errbuf);
+    curl_easy_setopt (c, CURLOPT_PRIVATE, x);
+    x->headers = curl_slist_append (NULL, "Content-Type: application/json");
+    x->headers = curl_slist_append (x->headers, "Connection: keep-alive");
+    curl_easy_setopt (c, CURLOPT_HTTPHEADER, x->headers);
+    if (!strcmp (method, "GET")) {
+        curl_easy_setopt (c, CURLOPT_HTTPGET, 1L);
+        curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, NULL);
+    }
+    else {
+        curl_easy_setopt (c, CURLOPT_POSTFIELDS, x->body_out ? x->body_out : "");
+        curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, strcmp (method, "POST") ? method : NULL);
+    }
+    d->busy [slot] = 1;
+    d->inflight++;
+    curl_multi_add_handle (p->multi, c);
+    return 0;
+}
+
+static void
+xfer_free (xfer_t *x)
+{
+    free (x->body_out);
+    curl_slist_free_all (x->headers);
+    free (x->resp);
+    free (x);
+}
+
+/* The task failed for good (or the pusher gives up on it). */
+static void
+task_failed (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
+{
+    if (t->kind == T_SCAN)
+        send_scan_end (p, d, t, 0, o->msg);
+    else if (t->kind != T_PROBE)
+        send_result (p, d, t, o);
+    task_free (t);
+}
+
+static void
+retry_later (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
+{
+    int64_t now = zclock_mono ();
+    if (now - t->first_try > (int64_t) p->cfg->sync.max_retry_age * 1000 || p->stopping) {
+        cs_outcome_t gave_up = *o;
+        gave_up.json = NULL;
+        if (!p->stopping)
+            snprintf (gave_up.msg, sizeof gave_up.msg, "gave up after %d tries over %d s: %.400s",
+                      t->attempts + 1, (int) ((now - t->first_try) / 1000), o->msg);
+        if (p->stopping && t->kind != T_SCAN) {
+            task_free (t);          /* the differ re-sends it after its lease */
+            return;
+        }
+        task_failed (p, d, t, &gave_up);
+        return;
+    }
+    t->attempts++;
+    int64_t backoff = 1000LL << (t->attempts < 6 ? t->attempts : 6);   /* 2 s .. 64 s */
+    backoff += (int64_t) (zclock_mono () % 1000);                      /* jitter */
+    t->not_before = now + backoff;
+    enqueue (d, t, 1);
+}
+
+static void
+scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
+{
+    json_t *s = json_object_get (o->json, "UserInfoSearch");
+    const char *status = json_string_value (json_object_get (s, "responseStatusStrg"));
+    json_int_t n = json_integer_value (json_object_get (s, "numOfMatches"));
+    json_t *users = json_object_get (s, "UserInfo");
+    if (!s || !status) {
+        cs_outcome_t bad = { .cls = CS_OUT_INVALID, .http = o->http };
+        snprintf (bad.msg, sizeof bad.msg, "a Search answer without UserInfoSearch");
+        task_failed (p, d, t, &bad);
+        return;
+    }
+    if (users && !json_is_array (users)) {           /* some firmware: one object, no array */
+        json_t *one = json_array ();
+        json_array_append (one, users);
+        json_object_set_new (s, "UserInfo", one);
+        users = one;
+    }
+    if (t->position == 0 && t->pages == 0) {
+        cs_msg_t *b = cs_msg_new (CS_MSG_SCAN_BEGIN);
+        cs_msg_set_str (b, CS_F_DEV, d->cfg->name);
+        cs_msg_set_int (b, CS_F_SCAN, (int64_t) t->scan);
+        cs_msg_set_int (b, CS_F_TS, zclock_time ());
+        send_msg (p, b);
+        t->seen = json_object ();
+    }
+    t->pages++;
+    size_t i;
+    json_t *u;
+    int fresh = 0;
+    json_array_foreach (users, i, u) {
+        const char *no = json_string_value (json_object_get (u, "employeeNo"));
+        if (!no || json_object_get (t->seen, no))
+            continue;
+        fresh++;
+        json_object_set_new (t->seen, no, json_true ());
+        cs_msg_t *m = cs_msg_new (CS_MSG_SCAN_USER);
+        cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
+        cs_msg_set_int (m, CS_F_SCAN, (int64_t) t->scan);
+        cs_msg_set_str (m, CS_F_EMPNO, no);
+        const char *name = json_string_value (json_object_get (u, "name"));
+        if (name)
+            cs_msg_set_str (m, CS_F_NAME, name);
+        json_t *ext = json_array_get (json_object_get (u, "PersonInfoExtends"), 0);
+        const char *tag = json_string_value (json_object_get (ext, "value"));
+        if (tag && *tag)
+            cs_msg_set_str (m, CS_F_TAG, tag);
+        json_t *valid = json_object_get (u, "Valid");
+        if (valid) {
+            cs_msg_set_bool (m, CS_F_ENABLE, json_is_true (json_object_get (valid, "enable")));
+            const char *b = json_string_value (json_object_get (valid, "beginTime"));
+            const char *e = json_string_value (json_object_get (valid, "endTime"));
+            if (b)
+                cs_msg_set_str (m, CS_F_BEGIN, b);      /* ignored if not a naive local time */
+            if (e)
+                cs_msg_set_str (m, CS_F_END, e);
+        }
+        send_msg (p, m);
+        t->count++;
+    }
+    int cap = 3000 / (d->page_size ? d->page_size : 1) + 2 + 100;
+    int more = status && !strcmp (status, "MORE") && n > 0 && fresh > 0 && t->pages < cap;
+    if (!more) {
+        send_scan_end (p, d, t, 1, NULL);
+        task_free (t);
+        return;
+    }
+    t->position += (int) n;
+    enqueue (d, t, 1);
+}
+
+static void
+finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
+{
+    device_t *d = x->dev;
+    task_t *t = x->task;
+    long http = 0;
+    curl_easy_getinfo (d->pool [x->slot], CURLINFO_RESPONSE_CODE, &http);
+    curl_multi_remove_handle (p->multi, d->pool [x->slot]);
+    d->busy [x->slot] = 0;
+    d->inflight--;
+    cs_outcome_t o;
+    cs_isapi_classify (rc == CURLE_OK ? NULL : (x->errbuf [0] ? x->errbuf : curl_easy_strerror (rc)),
+                       http, x->resp, x->len, x->challenged, &o);
+    int64_t now = zclock_mono ();
+    switch (o.cls) {
+        case CS_OUT_AUTH:
+        case CS_OUT_LOCKED: {
+            int64_t pause = o.cls == CS_OUT_LOCKED ? ((int64_t) o.unlock_s + 30) * 1000 : AUTH_PAUSE_MS;
+            d->paused_until = now + pause;
+            set_health (p, d, o.cls == CS_OUT_LOCKED ? "locked" : "auth", o.msg,
+                        zclock_time () + pause);
+            enqueue (d, t, 1);      /* it runs again after the pause */
+            break;
+        }
+        case CS_OUT_TRANSIENT:
+            if (rc != CURLE_OK)
+                set_health (p, d, "down", o.msg, 0);
+            retry_later (p, d, t, &o);
+            break;
+        case CS_OUT_OK:
+            set_health (p, d, "ok", NULL, 0);
+            if (t->kind == T_PROBE)
+                task_free (t);
+            else if (t->kind == T_SCAN)
+                scan_page (p, d, t, &o);
+            else if (t->kind == T_CREATE) {
+                t->wrote = 1;
+                send_result (p, d, t, &o);
+                task_free (t);
+            }
+            else if (t->step == 0) {
+                json_t *users = json_object_get (json_object_get (o.json, "UserInfoSearch"), "UserInfo");
+                json_t *u = json_is_array (users) ? json_array_get (users, 0) : users;
+                if (!u) {
+                    cs_outcome_t gone = { .cls = CS_OUT_NOT_FOUND, .http = http };
+                    snprintf (gone.sub, sizeof gone.sub, "employeeNoNotExist");
+                    snprintf (gone.msg, sizeof gone.msg, "person %s is not on the device", t->no);
+                    send_result (p, d, t, &gone);
+                    task_free (t);
+                    break;
+                }
+                json_t *valid = json_object_get (u, "Valid");
+                const char *b = json_string_value (json_object_get (valid, "beginTime"));
+                const char *e = json_string_value (json_object_get (valid, "endTime"));
+                if (json_is_true (json_object_get (valid, "enable")) && b && e
+                    && !strcmp (b, t->begin) && !strcmp (e, t->end)) {
+                    send_result (p, d, t, &o);       /* already so: no write */
+                    task_free (t);
+                    break;
+                }
+                t->record = json_incref (u);
+                t->step = 1;
+                t->wrote = 1;
+                enqueue (d, t, 1);
+            }
+            else {
+                send_result (p, d, t, &o);
+                task_free (t);
+            }
+            break;
+        case CS_OUT_EXISTS:
+            if (t->kind == T_CREATE) {          /* already there: set it instead */
+                t->kind = T_SET;
+                t->step = 0;
+                enqueue (d, t, 1);
+                break;
+            }
+            task_failed (p, d, t, &o);
+            break;
+        case CS_OUT_INVALID:
+            if (t->kind == T_SCAN && d->page_size > 10 && strstr (o.msg, "maxResults")) {
+                d->page_size = 10;              /* old firmware: 10 a page */
+                enqueue (d, t, 1);
+                break;
+            }
+            task_failed (p, d, t, &o);
+            break;
+        default:
+            task_failed (p, d, t, &o);
+            break;
+    }
+    cs_outcome_clear (&o);
+    xfer_free (x);
+}
+
+/* Starts what each device may start now. */
+static void
+pump (pusher_t *p)
+{
+    int64_t now = zclock_mono ();
+    for (size_t i = 0; i < p->device_count; i++) {
+        device_t *d = &p->devices [i];
+        if (d->paused_until > now || p->stopping)
+            continue;
+        task_t **link = &d->queue;
+        while (*link && d->inflight < d->cfg->max_inflight) {
+            task_t *t = *link;
+            if (t->not_before > now) {
+                link = &t->next;
+                continue;
+            }
+            *link = t->next;
+            t->next = NULL;
+            if (start_request (p, d, t) != 0) {
+                enqueue (d, t, 1);
+                break;
+            }
+        }
+    }
+}
+
+static device_t *
+find_device (pusher_t *p, const char *name)
+{
+    for (size_t i = 0; i < p->device_count; i++)
+        if (!strcmp (p->devices [i].cfg->name, name))
+            return &p->devices [i];
+    return NULL;
+}
+
+static int
+known_command (device_t *d, uint64_t id)
+{
+    for (task_t *t = d->queue; t; t = t->next)
+        if (t->id == id)
+            return 1;
+    return 0;
+}
+
+static void
+take_command (pusher_t *p, cs_msg_t *m)
+{
+    if (cs_msg_type (m) != CS_MSG_COMMAND) {
+        cs_log (p->log, CS_LOG_WARN, "unexpected_message", "type",
+                cs_msg_type_name (cs_msg_type (m)), NULL);
+        return;
+    }
+    const char *dev = cs_msg_str (m, CS_F_DEV), *op = cs_msg_str (m, CS_F_OP);
+    device_t *d = find_device (p, dev);
+    if (!d) {
+        cs_log (p->log, CS_LOG_WARN, "unknown_device", "device", dev, NULL);
+        return;
+    }
+    if (!strcmp (op, "scan")) {
+        queue_scan (d);
+        return;
+    }
+    uint64_t id = (uint64_t) cs_msg_int (m, CS_F_ID);
+    if (known_command (d, id))
+        return;                 /* a re-sent command already queued */
+    task_kind_t kind = !strcmp (op, "create") ? T_CREATE : T_SET;
+    if (strcmp (op, "create") && strcmp (op, "set")) {
+        cs_log (p->log, CS_LOG_WARN, "unknown_op", "op", op, NULL);
+        return;
+    }
+    const char *no = cs_msg_str (m, CS_F_EMPNO), *b = cs_msg_str (m, CS_F_BEGIN),
+               *e = cs_msg_str (m, CS_F_END);
+    if (!no || !b || !e) {
+        cs_log (p->log, CS_LOG_WARN, "incomplete_command", "op", op, NULL);
+        return;
+    }
+    task_t *t = task_new (kind);
+    if (!t)
+        return;
+    t->id = id;
+    snprintf (t->no, sizeof t->no, "%s", no);
+    snprintf (t->begin, sizeof t->begin, "%s", b);
+    snprintf (t->end, sizeof t->end, "%s", e);
+    snprintf (t->email, sizeof t->email, "%s", cs_msg_str (m, CS_F_EMAIL) ? cs_msg_str (m, CS_F_EMAIL) : "");
+    snprintf (t->name, sizeof t->name, "%s", cs_msg_str (m, CS_F_NAME) ? cs_msg_str (m, CS_F_NAME) : "");
+    enqueue (d, t, 0);
+}
+
+static int
+check_devices (pusher_t *p)
+{
+    /* one request per device: deviceInfo, which also proves the login */
+    int failures = 0;
+    for (size_t i = 0; i < p->device_count; i++) {
+        device_t *d = &p->devices [i];
+        CURL *c = new_handle (d->cfg);
+        xfer_t x;
+        memset (&x, 0, sizeof x);
+        char url [1024];
+        snprintf (url, sizeof url, "%s/ISAPI/System/deviceInfo", d->cfg->url);
+        curl_easy_setopt (c, CURLOPT_URL, url);
+        curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt (c, CURLOPT_WRITEDATA, &x);
+        curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt (c, CURLOPT_HEADERDATA, &x);
+        curl_easy_setopt (c, CURLOPT_ERRORBUFFER, x.errbuf);
+        CURLcode rc = curl_easy_perform (c);
+        long http = 0;
+        curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &http);
+        cs_outcome_t o;
+        cs_isapi_classify (rc == CURLE_OK ? NULL : x.errbuf, http, x.resp, x.len, x.challenged, &o);
+        if (o.cls == CS_OUT_OK) {
+            char model [64] = "?", fw [64] = "?";
+            const char *m = x.resp ? strstr (x.resp, "<model>") : NULL;
+            if (m)
+                snprintf (model, sizeof model, "%.*s", (int) strcspn (m + 7, "<"), m + 7);
+            const char *f = x.resp ? strstr (x.resp, "<firmwareVersion>") : NULL;
+            if (f)
+                snprintf (fw, sizeof fw, "%.*s", (int) strcspn (f + 17, "<"), f + 17);
+            printf ("device %s at %s: OK (%s, firmware %s)\n", d->cfg->name, d->cfg->url, model, fw);
+        }
+        else {
+            failures++;
+            printf ("device %s at %s: FAILED: %s\n  fix: %s\n", d->cfg->name, d->cfg->url, o.msg,
+                    o.cls == CS_OUT_AUTH ? "check the username and the device's password "
+                                           "(CARDSYNC_DEVICE_<NAME>_PASSWORD); do not retry "
+                                           "blindly: the device locks after 5 failures"
+                    : o.cls == CS_OUT_LOCKED ? "wait for the device to unlock, then fix the password"
+                    : o.cls == CS_OUT_TRANSIENT ? "check the url, the network and that the device is on"
+                    : "see the device's answer above");
+        }
+        cs_outcome_clear (&o);
+        free (x.resp);
+        curl_easy_cleanup (c);
+    }
+    printf ("verdict: %s\n", failures ? "FAILED" : "OK");
+    return failures ? EX_UNAVAILABLE : 0;
+}
 
 int
 main (int argc, char **argv)
@@ -16,11 +729,125 @@ main (int argc, char **argv)
     if (rc >= 0)
         return rc;
     cs_config_t *cfg = cs_cli_config (&s_spec, &cli, CS_SECRETS_DEVICES, &rc);
-    if (rc < 0) {
-        fprintf (stderr, "%s: the pipeline is not built yet; only --check-config and "
-                 "--print-config work\n", s_spec.program);
-        rc = EX_UNAVAILABLE;
+    if (rc >= 0) {
+        cs_config_destroy (&cfg);
+        return rc;
     }
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    pusher_t p;
+    memset (&p, 0, sizeof p);
+    p.cfg = cfg;
+    p.log = cs_cli_log (&s_spec, cfg);
+    p.device_count = cfg->device_count;
+    p.devices = calloc (cfg->device_count, sizeof *p.devices);
+    for (size_t i = 0; i < cfg->device_count; i++) {
+        p.devices [i].cfg = &cfg->devices [i];
+        p.devices [i].page_size = 30;
+        snprintf (p.devices [i].health, sizeof p.devices [i].health, "unknown");
+    }
+    char error [512];
+    cs_zmq_t *zmq = NULL;
+    if (cs_cli_value (&s_spec, &cli, "check")) {
+        rc = check_devices (&p);
+        goto done;
+    }
+    zmq = cs_zmq_new (&cfg->pipeline, error, sizeof error);
+    if (zmq)
+        p.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.pusher_in, 0, error, sizeof error);
+    if (p.in)
+        p.out = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.differ_in, 0, error, sizeof error);
+    p.multi = curl_multi_init ();
+    if (!p.out || !p.multi) {
+        cs_log (p.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
+        rc = EX_UNAVAILABLE;
+        goto done;
+    }
+    cs_log (p.log, CS_LOG_INFO, "started", "commands", cfg->pipeline.pusher_in, NULL);
+    for (size_t i = 0; i < p.device_count; i++) {
+        queue_scan (&p.devices [i]);
+        p.devices [i].next_scan = zclock_mono () + (int64_t) cfg->sync.scan_interval * 1000;
+    }
+    int64_t stop_by = 0;
+    while (1) {
+        if (cs_zmq_interrupted () && !p.stopping) {
+            p.stopping = 1;
+            stop_by = zclock_mono () + 4000;    /* in-flight requests get this long */
+            cs_log (p.log, CS_LOG_INFO, "stopping", NULL);
+        }
+        int busy = 0;
+        for (size_t i = 0; i < p.device_count; i++)
+            busy += p.devices [i].inflight;
+        if (p.stopping && (busy == 0 || zclock_mono () > stop_by))
+            break;
+        /* commands: drain the socket completely (its fd is edge-triggered) */
+        while (!p.stopping && (zsock_events (p.in) & ZMQ_POLLIN)) {
+            cs_msg_error_t err;
+            cs_msg_t *m = cs_zmq_recv (p.in, &err);
+            if (m)
+                take_command (&p, m);
+            else if (err.code != CS_MSG_E_NONE)
+                cs_log (p.log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
+            cs_msg_destroy (&m);
+        }
+        int64_t now = zclock_mono ();
+        for (size_t i = 0; i < p.device_count; i++)
+            if (now >= p.devices [i].next_scan) {
+                queue_scan (&p.devices [i]);
+                p.devices [i].next_scan = now + (int64_t) cfg->sync.scan_interval * 1000;
+            }
+        pump (&p);
+        int running;
+        curl_multi_perform (p.multi, &running);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read (p.multi, &left)) != NULL)
+            if (msg->msg == CURLMSG_DONE) {
+                xfer_t *x = NULL;
+                curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
+                finish_xfer (&p, x, msg->data.result);
+            }
+        pump (&p);
+        /* sleep until a transfer, a command or the next due task */
+        int64_t wake = 1000;
+        for (size_t i = 0; i < p.device_count; i++)
+            for (task_t *t = p.devices [i].queue; t; t = t->next)
+                if (t->not_before > now && t->not_before - now < wake)
+                    wake = t->not_before - now;
+        struct curl_waitfd zfd = { .fd = zsock_fd (p.in), .events = CURL_WAIT_POLLIN };
+        if (!(zsock_events (p.in) & ZMQ_POLLIN))
+            curl_multi_poll (p.multi, &zfd, 1, (int) (wake > 0 ? wake : 1), NULL);
+    }
+    cs_log (p.log, CS_LOG_INFO, "stopped", NULL);
+    rc = 0;
+done:
+    for (size_t i = 0; i < p.device_count; i++) {
+        device_t *d = &p.devices [i];
+        while (d->queue) {
+            task_t *t = d->queue;
+            d->queue = t->next;
+            task_free (t);
+        }
+        for (int k = 0; k < MAX_POOL; k++) {
+            if (d->pool [k]) {
+                xfer_t *x = NULL;
+                curl_easy_getinfo (d->pool [k], CURLINFO_PRIVATE, (char **) &x);
+                if (d->busy [k] && x) {
+                    curl_multi_remove_handle (p.multi, d->pool [k]);
+                    task_free (x->task);
+                    xfer_free (x);
+                }
+                curl_easy_cleanup (d->pool [k]);
+            }
+        }
+    }
+    if (p.multi)
+        curl_multi_cleanup (p.multi);
+    free (p.devices);
+    zsock_destroy (&p.in);
+    zsock_destroy (&p.out);
+    cs_zmq_destroy (&zmq);
+    cs_log_destroy (&p.log);
     cs_config_destroy (&cfg);
+    curl_global_cleanup ();
     return rc;
 }

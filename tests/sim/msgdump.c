@@ -3,6 +3,7 @@
  * drive one program alone and read what it sent.
  *
  *   msgdump --bind ENDPOINT [--until TYPE] [--count N] [--timeout SECONDS]
+ *   msgdump --send ENDPOINT < lines      (one JSON message a line, PUSH-connected)
  *
  * Exits 0 after --until's message type (or --count messages), 1 on timeout. */
 #include "common/zmq.h"
@@ -14,13 +15,39 @@
 int
 main (int argc, char **argv)
 {
-    const char *endpoint = NULL, *until = NULL;
+    const char *endpoint = NULL, *until = NULL, *send_to = NULL;
     long count = -1, timeout = 30;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp (argv [i], "--bind")) endpoint = argv [i + 1];
         else if (!strcmp (argv [i], "--until")) until = argv [i + 1];
+        else if (!strcmp (argv [i], "--send")) send_to = argv [i + 1];
         else if (!strcmp (argv [i], "--count")) count = strtol (argv [i + 1], NULL, 10);
         else if (!strcmp (argv [i], "--timeout")) timeout = strtol (argv [i + 1], NULL, 10);
+    }
+    if (send_to) {
+        char error [512];
+        cs_zmq_t *z = cs_zmq_new (NULL, error, sizeof error);
+        zsock_t *out = z ? cs_zmq_connect (z, ZMQ_PUSH, send_to, 0, error, sizeof error) : NULL;
+        if (!out) {
+            fprintf (stderr, "msgdump: %s\n", error);
+            return 69;
+        }
+        char line [70000];
+        int rc = 0;
+        while (fgets (line, sizeof line, stdin)) {
+            if (line [0] == '\n' || line [0] == '#')
+                continue;
+            cs_msg_error_t err;
+            cs_msg_t *m = cs_msg_from_json (line, &err);
+            if (!m || cs_zmq_send (out, m, &err) != 0) {
+                fprintf (stderr, "msgdump: %s\n", err.text);
+                rc = 65;
+            }
+            cs_msg_destroy (&m);
+        }
+        zsock_destroy (&out);
+        cs_zmq_destroy (&z);
+        return rc;
     }
     if (!endpoint) {
         fprintf (stderr, "usage: msgdump --bind ENDPOINT [--until TYPE] [--count N] [--timeout S]\n");

@@ -551,3 +551,24 @@ TEST (empty_roles_and_json)
     cs_msg_destroy (&c);
     cs_msg_destroy (&m);
 }
+
+TEST (json_round_trip)
+{
+    cs_msg_t *m = sample_member ();
+    char *text = cs_msg_to_json (m);
+    cs_msg_error_t err;
+    cs_msg_t *back = cs_msg_from_json (text, &err);
+    REQUIRE (back);
+    char *again = cs_msg_to_json (back);
+    CHECK_STR (again, text);
+    free (text);
+    free (again);
+    cs_msg_destroy (&back);
+    cs_msg_destroy (&m);
+    CHECK (cs_msg_from_json ("[1]", &err) == NULL);
+    CHECK (cs_msg_from_json ("{\"t\":\"nope\"}", &err) == NULL);
+    CHECK (cs_msg_from_json ("{\"t\":\"ack\",\"seq\":\"1\"}", &err) == NULL);
+    CHECK (cs_msg_from_json ("{\"t\":\"ack\"}", &err) == NULL);
+    CHECK_INT (err.code, CS_MSG_E_MISSING);
+    CHECK (cs_msg_from_json ("{\"t\":\"ack\",\"seq\":1,\"zzz\":1}", &err) == NULL);
+}
