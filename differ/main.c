@@ -1,12 +1,88 @@
-/* cardsync-differ: keeps the desired and actual state and sends the changes the devices need. */
+/* cardsync-differ: keeps the desired state (members) and the actual state
+ * (device persons), and sends the commands that close the difference. The
+ * only owner of sync state; every change is one SQLite transaction with the
+ * event that tells of it. */
 #include "common/cli.h"
+#include "common/log.h"
+#include "common/zmq.h"
+#include "differ/state.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BATCH 2000
+#define RESEND_MS 5000          /* events not acknowledged this long are sent again */
+#define REPLAN_MS (10 * 60 * 1000)
+
+static const cs_cli_option_t s_options [] = {
+    { "dry-run", 0, "plan and audit, but send no commands to the devices" },
+    { NULL, 0, NULL },
+};
 
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-differ",
     .summary = "Keeps the desired and actual state and sends the changes the devices need.",
+    .options = s_options,
+    .more_help = "state.db lives in [pipeline] state_dir. A full export that would revoke more\n"
+                 "than the guard allows revokes nothing until an operator approves.\n\n"
+                 "example: cardsync-differ --config /etc/cardsync/cardsync.ini --dry-run",
 };
+
+typedef struct {
+    cs_log_t *log;
+    cs_state_t *state;
+    zsock_t *in;
+    zsock_t *pusher;
+    zsock_t *auditor;
+    int64_t sent_seq;           /* events sent up to here */
+    int64_t progress_at;        /* when the acked seq last moved (mono ms) */
+    int64_t acked_seen;
+} differ_t;
+
+static void
+send_all (differ_t *d, zsock_t *to, cs_msg_t **msgs, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        cs_zmq_send (to, msgs [i], NULL);
+        cs_msg_destroy (&msgs [i]);
+    }
+    free (msgs);
+    (void) d;
+}
+
+static void
+flush (differ_t *d)
+{
+    cs_msg_t **msgs;
+    size_t count;
+    if (cs_state_due_commands (d->state, zclock_time (), &msgs, &count) == 0 && count) {
+        char n [32];
+        snprintf (n, sizeof n, "%zu", count);
+        cs_log (d->log, CS_LOG_INFO, "commands_sent", "count", n, NULL);
+        send_all (d, d->pusher, msgs, count);
+    }
+    else if (count == 0)
+        free (msgs);
+    int64_t acked = cs_state_acked (d->state);
+    int64_t now = zclock_mono ();
+    if (acked != d->acked_seen) {
+        d->acked_seen = acked;
+        d->progress_at = now;
+    }
+    if (d->sent_seq < acked)
+        d->sent_seq = acked;
+    if (d->sent_seq > acked && now - d->progress_at > RESEND_MS) {
+        d->sent_seq = acked;     /* the auditor missed some: from the last acknowledged on */
+        d->progress_at = now;
+    }
+    while (cs_state_events_after (d->state, d->sent_seq, 1000, &msgs, &count) == 0 && count) {
+        d->sent_seq = cs_msg_int (msgs [count - 1], CS_F_SEQ);
+        send_all (d, d->auditor, msgs, count);
+    }
+    if (count == 0)
+        free (msgs);
+}
 
 int
 main (int argc, char **argv)
@@ -16,11 +92,81 @@ main (int argc, char **argv)
     if (rc >= 0)
         return rc;
     cs_config_t *cfg = cs_cli_config (&s_spec, &cli, 0, &rc);
-    if (rc < 0) {
-        fprintf (stderr, "%s: the pipeline is not built yet; only --check-config and "
-                 "--print-config work\n", s_spec.program);
-        rc = EX_UNAVAILABLE;
+    if (rc >= 0) {
+        cs_config_destroy (&cfg);
+        return rc;
     }
+    differ_t d;
+    memset (&d, 0, sizeof d);
+    d.log = cs_cli_log (&s_spec, cfg);
+    int dry_run = cs_cli_value (&s_spec, &cli, "dry-run") != NULL;
+    char error [512] = "", path [4200];
+    cs_zmq_t *zmq = NULL;
+    zpoller_t *poller = NULL;
+    rc = EX_UNAVAILABLE;
+    if (cs_zmq_private_dir (cfg->pipeline.state_dir, error, sizeof error) != 0) {
+        cs_log (d.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
+        goto done;
+    }
+    snprintf (path, sizeof path, "%s/state.db", cfg->pipeline.state_dir);
+    d.state = cs_state_open (path, cfg, d.log, dry_run, error, sizeof error);
+    zmq = d.state ? cs_zmq_new (&cfg->pipeline, error, sizeof error) : NULL;
+    if (zmq)
+        d.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.differ_in, 0, error, sizeof error);
+    if (d.in)
+        d.pusher = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.pusher_in, 0, error, sizeof error);
+    if (d.pusher)
+        d.auditor = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.auditor_in, 0, error, sizeof error);
+    if (!d.auditor) {
+        cs_log (d.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
+        goto done;
+    }
+    cs_log (d.log, CS_LOG_INFO, "started", "db", path, "dry_run", dry_run ? "true" : "false", NULL);
+    d.sent_seq = cs_state_acked (d.state);
+    d.progress_at = zclock_mono ();
+    poller = zpoller_new (d.in, NULL);
+    int64_t next_replan = zclock_mono () + REPLAN_MS;
+    flush (&d);
+    while (!cs_zmq_interrupted ()) {
+        zsock_t *which = zpoller_wait (poller, 1000);
+        if (zpoller_terminated (poller))
+            break;
+        if (which) {
+            cs_msg_t *batch [BATCH];
+            size_t n = 0;
+            while (n < BATCH && (zsock_events (d.in) & ZMQ_POLLIN)) {
+                cs_msg_error_t err;
+                cs_msg_t *m = cs_zmq_recv (d.in, &err);
+                if (m)
+                    batch [n++] = m;
+                else if (err.code != CS_MSG_E_NONE)
+                    cs_log (d.log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
+            }
+            if (n && cs_state_apply (d.state, batch, n) != 0)
+                cs_log (d.log, CS_LOG_ERROR, "state_write_failed", "error",
+                        cs_state_errmsg (d.state), NULL);
+            for (size_t i = 0; i < n; i++)
+                cs_msg_destroy (&batch [i]);
+        }
+        if (zclock_mono () >= next_replan) {
+            if (cs_state_replan (d.state) != 0)
+                cs_log (d.log, CS_LOG_ERROR, "plan_failed", "error", cs_state_errmsg (d.state), NULL);
+            next_replan = zclock_mono () + REPLAN_MS;
+        }
+        flush (&d);
+    }
+    cs_log (d.log, CS_LOG_INFO, "stopped", NULL);
+    rc = 0;
+done:
+    if (rc != 0 && error [0] && !d.auditor)
+        fprintf (stderr, "cardsync-differ: %s\n", error);
+    zpoller_destroy (&poller);
+    zsock_destroy (&d.in);
+    zsock_destroy (&d.pusher);
+    zsock_destroy (&d.auditor);
+    cs_zmq_destroy (&zmq);
+    cs_state_destroy (&d.state);
+    cs_log_destroy (&d.log);
     cs_config_destroy (&cfg);
     return rc;
 }
