@@ -120,10 +120,8 @@ asan:
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	 tests/run --bin bin/asan
 
-run:
-	@echo "make run: the pipeline is not built yet; nothing to run." >&2
-	@echo "          'make check' builds and tests the common library." >&2
-	@exit 69
+run: $(BINS) $(SIM_BINS)
+	@scripts/run $(CONFIG)
 
 bench: $(BINS) $(SIM_BINS)
 	@scripts/bench

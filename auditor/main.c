@@ -1,6 +1,7 @@
 /* cardsync-auditor: records every event the differ sends in audit.db, exactly
  * once, acknowledges them, and publishes them live for `tail`. */
 #include "auditor/store.h"
+#include "auditor/tail.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/zmq.h"
@@ -14,9 +15,13 @@
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-auditor",
     .summary = "Records every event, streams it to operators, and serves the operator commands.",
-    .more_help = "audit.db lives in [pipeline] state_dir; its tables event, sync_history and\n"
+    .usage = "[--config FILE] [options] [tail [-f] [--json] [--since SEQ|TIME] ...]",
+    .more_help = "Without a command it runs the auditor. Commands:\n"
+                 "  tail [-f] [-n N] [--since SEQ|TIME] [--json] [--email E] [--device D] [--type T]\n"
+                 "        the audit, then with -f the live stream\n\n"
+                 "audit.db lives in [pipeline] state_dir; its tables event, sync_history and\n"
                  "sync_errors can be read with sqlite3 while the auditor runs.\n\n"
-                 "example: cardsync-auditor --config /etc/cardsync/cardsync.ini",
+                 "example: cardsync-auditor --config /etc/cardsync/cardsync.ini tail -f",
 };
 
 typedef struct {
@@ -92,10 +97,15 @@ main (int argc, char **argv)
         return rc;
     }
     if (cli.arg_count > 0) {
-        fprintf (stderr, "cardsync-auditor: '%s': the operator commands (tail, failed, replay, "
-                 "status, history) are not built yet\n", cli.args [0]);
+        if (!strcmp (cli.args [0], "tail"))
+            rc = cs_tail_run (cfg, cli.arg_count - 1, cli.args + 1);
+        else {
+            fprintf (stderr, "cardsync-auditor: '%s' is not a command yet (built: tail; to come: "
+                     "failed, replay, status, history)\n", cli.args [0]);
+            rc = EX_USAGE;
+        }
         cs_config_destroy (&cfg);
-        return EX_USAGE;
+        return rc;
     }
     auditor_t a;
     memset (&a, 0, sizeof a);

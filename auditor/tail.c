@@ -1,0 +1,256 @@
+#include "auditor/tail.h"
+#include "common/cli.h"
+#include "common/db.h"
+#include "common/zmq.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+typedef struct {
+    int follow;
+    int json;
+    long lines;
+    int64_t since;
+    const char *email;
+    const char *device;
+    const char *type;
+    int colour;
+    int64_t last;               /* the last seq printed */
+} tail_t;
+
+static const char *USAGE =
+    "usage: cardsync-auditor [--config FILE] tail [-f] [-n N] [--since SEQ|TIME] [--json]\n"
+    "                        [--email E] [--device D] [--type KIND]\n"
+    "The last N events (default 20), then with -f the live stream.\n"
+    "TIME is YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (local time).\n"
+    "example: cardsync-auditor tail -f --device door1 --type failed\n";
+
+static int
+matches (const tail_t *t, json_t *e)
+{
+    const char *email = json_string_value (json_object_get (e, "email"));
+    const char *dev = json_string_value (json_object_get (e, "dev"));
+    const char *kind = json_string_value (json_object_get (e, "kind"));
+    return (!t->email || (email && !strcasecmp (email, t->email)))
+           && (!t->device || (dev && !strcmp (dev, t->device)))
+           && (!t->type || (kind && !strcmp (kind, t->type)));
+}
+
+static const char *
+str (json_t *e, const char *key)
+{
+    const char *v = json_string_value (json_object_get (e, key));
+    return v ? v : "";
+}
+
+static void
+print_event (tail_t *t, json_t *e, const char *raw)
+{
+    int64_t seq = json_integer_value (json_object_get (e, "seq"));
+    if (seq <= t->last)
+        return;
+    t->last = seq;
+    if (!matches (t, e))
+        return;
+    if (t->json) {
+        printf ("%s\n", raw);
+        return;
+    }
+    time_t ts = (time_t) (json_integer_value (json_object_get (e, "ts")) / 1000);
+    struct tm tm;
+    localtime_r (&ts, &tm);
+    char when [32];
+    strftime (when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    const char *kind = str (e, "kind");
+    const char *colour = "", *reset = "";
+    if (t->colour) {
+        reset = "\033[0m";
+        colour = !strcmp (kind, "applied") ? "\033[32m"
+               : !strcmp (kind, "failed") || !strcmp (kind, "guard") ? "\033[31m"
+               : !strcmp (kind, "unmatched") || !strcmp (kind, "no_email")
+                 || !strcmp (kind, "bad_email") || !strcmp (kind, "duplicate") ? "\033[33m" : "";
+    }
+    char who [400];
+    if (*str (e, "email"))
+        snprintf (who, sizeof who, "%s", str (e, "email"));
+    else if (json_object_get (e, "mid"))
+        snprintf (who, sizeof who, "member %lld", (long long) json_integer_value (json_object_get (e, "mid")));
+    else
+        who [0] = 0;
+    char what [1200];
+    if (!strcmp (kind, "applied") && !strcmp (str (e, "pe"), str (e, "end")))
+        snprintf (what, sizeof what, "until %s, from %s (was %s)", str (e, "end"), str (e, "begin"),
+                  *str (e, "pb") ? str (e, "pb") : "unset");
+    else if (!strcmp (kind, "applied"))
+        snprintf (what, sizeof what, "until %s (was %s)", str (e, "end"),
+                  *str (e, "pe") ? str (e, "pe") : "new");
+    else if (!strcmp (kind, "failed"))
+        snprintf (what, sizeof what, "%s after %lld tries: %s", str (e, "class"),
+                  (long long) json_integer_value (json_object_get (e, "tries")), str (e, "msg"));
+    else if (!strcmp (kind, "cycle") || !strcmp (kind, "scan") || !strcmp (kind, "guard"))
+        snprintf (what, sizeof what, "%s, %lld %s%s%s", str (e, "state"),
+                  (long long) json_integer_value (json_object_get (e, "n")),
+                  !strcmp (kind, "scan") ? "persons" : !strcmp (kind, "guard") ? "revocations" : "members",
+                  *str (e, "msg") ? ": " : "", str (e, "msg"));
+    else if (!strcmp (kind, "health"))
+        snprintf (what, sizeof what, "%s%s%s", str (e, "state"), *str (e, "msg") ? ": " : "", str (e, "msg"));
+    else
+        snprintf (what, sizeof what, "%s", str (e, "msg"));
+    printf ("%6lld  %s  %s%-9s%s  %-8s  %-30s  %s\n", (long long) seq, when, colour, kind, reset,
+            str (e, "dev"), who, what);
+}
+
+static int
+parse_since (const char *text, int64_t *seq, int64_t *ts_ms)
+{
+    char *end;
+    long long n = strtoll (text, &end, 10);
+    if (*text && !*end) {
+        *seq = n;
+        return 0;
+    }
+    struct tm tm;
+    memset (&tm, 0, sizeof tm);
+    const char *rest = strptime (text, "%Y-%m-%d", &tm);
+    if (rest && *rest == 'T')
+        rest = strptime (rest + 1, "%H:%M:%S", &tm);
+    if (!rest || *rest)
+        return -1;
+    tm.tm_isdst = -1;
+    *ts_ms = (int64_t) mktime (&tm) * 1000;
+    return 0;
+}
+
+/* Prints stored events with seq > after (and ts >= ts_ms), the last `lines`
+ * of them if lines > 0. */
+static int
+history (tail_t *t, cs_db_t *db, int64_t after, int64_t ts_ms, long lines)
+{
+    sqlite3_stmt *st = cs_db_stmt (db, lines > 0
+        ? "SELECT body FROM (SELECT seq, body FROM event WHERE seq > ?1 AND ts >= ?2 "
+          "AND (?3 IS NULL OR email = ?3) AND (?4 IS NULL OR device = ?4) AND (?5 IS NULL OR kind = ?5) "
+          "ORDER BY seq DESC LIMIT ?6) ORDER BY seq"
+        : "SELECT body FROM event WHERE seq > ?1 AND ts >= ?2 ORDER BY seq");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64 (st, 1, after);
+    sqlite3_bind_int64 (st, 2, ts_ms);
+    if (lines > 0) {
+        if (t->email) sqlite3_bind_text (st, 3, t->email, -1, SQLITE_STATIC);
+        if (t->device) sqlite3_bind_text (st, 4, t->device, -1, SQLITE_STATIC);
+        if (t->type) sqlite3_bind_text (st, 5, t->type, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 6, lines);
+    }
+    while (sqlite3_step (st) == SQLITE_ROW) {
+        const char *raw = (const char *) sqlite3_column_text (st, 0);
+        json_t *e = json_loads (raw, 0, NULL);
+        if (e)
+            print_event (t, e, raw);
+        json_decref (e);
+    }
+    sqlite3_reset (st);
+    /* what was skipped by the filters still counts as seen */
+    st = cs_db_stmt (db, "SELECT coalesce (max (seq), 0) FROM event");
+    if (st && sqlite3_step (st) == SQLITE_ROW && lines > 0 && sqlite3_column_int64 (st, 0) > t->last)
+        t->last = sqlite3_column_int64 (st, 0);
+    if (st)
+        sqlite3_reset (st);
+    return 0;
+}
+
+int
+cs_tail_run (const cs_config_t *cfg, int argc, const char **argv)
+{
+    tail_t t;
+    memset (&t, 0, sizeof t);
+    t.lines = 20;
+    int64_t since_ts = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv [i];
+        const char *v = i + 1 < argc ? argv [i + 1] : NULL;
+        if (!strcmp (a, "-f") || !strcmp (a, "--follow")) t.follow = 1;
+        else if (!strcmp (a, "--json")) t.json = 1;
+        else if (!strcmp (a, "-h") || !strcmp (a, "--help")) { printf ("%s", USAGE); return 0; }
+        else if (v && !strcmp (a, "-n")) { t.lines = strtol (v, NULL, 10); i++; }
+        else if (v && !strcmp (a, "--email")) { t.email = v; i++; }
+        else if (v && !strcmp (a, "--device")) { t.device = v; i++; }
+        else if (v && !strcmp (a, "--type")) { t.type = v; i++; }
+        else if (v && !strcmp (a, "--since")) {
+            if (parse_since (v, &t.since, &since_ts) != 0) {
+                fprintf (stderr, "cardsync-auditor tail: --since wants a sequence number or "
+                         "YYYY-MM-DD[THH:MM:SS], not '%s'\n", v);
+                return EX_USAGE;
+            }
+            t.lines = 0;
+            i++;
+        }
+        else {
+            fprintf (stderr, "cardsync-auditor tail: '%s' is not known\n%s", a, USAGE);
+            return EX_USAGE;
+        }
+    }
+    t.colour = !t.json && isatty (STDOUT_FILENO) && !getenv ("NO_COLOR");
+    setvbuf (stdout, NULL, _IOLBF, 0);
+    char path [4200], error [512];
+    snprintf (path, sizeof path, "%s/audit.db", cfg->pipeline.state_dir);
+    if (access (path, R_OK) != 0) {
+        fprintf (stderr, "cardsync-auditor tail: no audit yet (%s); is the auditor running?\n", path);
+        if (!t.follow)
+            return EX_UNAVAILABLE;
+    }
+    cs_zmq_t *zmq = NULL;
+    zsock_t *sub = NULL;
+    if (t.follow) {
+        /* subscribe before reading the history: nothing falls between */
+        zmq = cs_zmq_new (&cfg->pipeline, error, sizeof error);
+        sub = zmq ? cs_zmq_connect (zmq, ZMQ_SUB, cfg->pipeline.auditor_pub, 0, error, sizeof error) : NULL;
+        if (!sub) {
+            fprintf (stderr, "cardsync-auditor tail: %s\n", error);
+            cs_zmq_destroy (&zmq);
+            return EX_UNAVAILABLE;
+        }
+        zsock_set_subscribe (sub, "");
+    }
+    cs_db_t *db = access (path, R_OK) == 0 ? cs_db_open (path, error, sizeof error) : NULL;
+    t.last = t.since;
+    if (db)
+        history (&t, db, t.since, since_ts, t.lines);
+    while (t.follow && !cs_zmq_interrupted ()) {
+        zpoller_t *poller = zpoller_new (sub, NULL);
+        zsock_t *which = zpoller_wait (poller, 1000);
+        int stop = zpoller_terminated (poller);
+        zpoller_destroy (&poller);
+        if (stop)
+            break;
+        if (!which)
+            continue;
+        cs_msg_t *m = cs_zmq_recv (sub, NULL);
+        if (!m || cs_msg_type (m) != CS_MSG_EVENT) {
+            cs_msg_destroy (&m);
+            continue;
+        }
+        int64_t seq = cs_msg_int (m, CS_F_SEQ);
+        if (seq > t.last + 1) {
+            /* missed while starting or slow: the database has them */
+            if (!db && access (path, R_OK) == 0)
+                db = cs_db_open (path, error, sizeof error);
+            if (db)
+                history (&t, db, t.last, 0, 0);
+        }
+        char *raw = cs_msg_to_json (m);
+        json_t *e = raw ? json_loads (raw, 0, NULL) : NULL;
+        if (e)
+            print_event (&t, e, raw);
+        json_decref (e);
+        free (raw);
+        cs_msg_destroy (&m);
+    }
+    cs_db_destroy (&db);
+    zsock_destroy (&sub);
+    cs_zmq_destroy (&zmq);
+    return 0;
+}
