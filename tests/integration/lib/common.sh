@@ -119,3 +119,26 @@ check () {
 json_get () {
     python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"
 }
+
+# --- supervisord -------------------------------------------------------------
+# start_group CONFIG [STARTSECS]: the cardsync group under supervisord, from
+# scripts/supervisord.conf, with its files in $CS_TMP/sup. Sets SUPCONF.
+start_group () {
+    local dir=$CS_TMP/sup
+    mkdir -p "$dir"
+    SUPCONF=$dir/supervisord.conf
+    sed -e "s#@ROOT@#$(dirname "$CS_BIN")#g" -e "s#@STATE@#$dir#g" -e "s#@CONFIG@#$1#g" \
+        -e "s#@AUTOSTART@#true#g" -e "s#startsecs = 2#startsecs = ${2:-2}#" \
+        -e "s#/bin/cardsync-#/$(basename "$CS_BIN")/cardsync-#g" \
+        scripts/supervisord.conf > "$SUPCONF"
+    supervisord -c "$SUPCONF" > "$dir/supervisord.out" 2>&1 &
+    _pids+=($!)
+    for _ in $(seq 1 100); do
+        supervisorctl -c "$SUPCONF" status >/dev/null 2>&1 && return 0
+        [ $? = 3 ] && return 0        # some programs not running yet: still up
+        sleep 0.1
+    done
+    echo "supervisord did not start"; cat "$dir/supervisord.out"
+    return 1
+}
+sup () { supervisorctl -c "$SUPCONF" "$@"; }
