@@ -262,9 +262,13 @@ main (int argc, char **argv)
         else if (st == CS_EXPORT_INTERRUPTED)
             break;
         else {
-            /* credentials are not hammered: the next try is a whole poll away */
-            int64_t wait = st == CS_EXPORT_AUTH ? (int64_t) cs->poll_interval * 1000 : backoff;
-            if (st != CS_EXPORT_AUTH && backoff < (int64_t) cs->poll_interval * 1000)
+            /* credentials are not hammered: the next try is a whole poll away;
+             * other failures back off, never past the cycle's own interval */
+            int64_t interval = (int64_t) (full ? cs->full_interval : cs->poll_interval) * 1000;
+            int64_t cap = interval < 300000 ? interval : 300000;
+            int64_t wait = st == CS_EXPORT_AUTH ? (int64_t) cs->poll_interval * 1000
+                                                : backoff < cap ? backoff : cap;
+            if (st != CS_EXPORT_AUTH && backoff < cap)
                 backoff *= 2;
             if (full)
                 next_full = now + wait;
