@@ -18,7 +18,9 @@ def m(omid, email, start, end, **kw):
         r["email"] = email
     r.update(kw)
     return r
-members = [m(1001, "asa@example.se", -200, 30), m(1002, "erik@example.se", -10, 100),
+two_orgs = m(1007, "Both.Orgs@example.se", -100, 10)
+two_orgs["roles"].append({"org": 1240, "role": 4001, "start": d(5), "end": d(80)})
+members = [two_orgs, m(1001, "asa@example.se", -200, 30), m(1002, "erik@example.se", -10, 100),
            m(1003, None, -10, 100), m(1004, "  Mixed.Case@Example.SE ", -10, 50),
            m(1005, "expired@example.se", -400, -40), m(1006, "byid@example.se", -5, 20)]
 json.dump(members, open(sys.argv[1] + "/members.json", "w"))
@@ -28,6 +30,7 @@ persons1 = [
   {"employeeNo": "1004", "name": "Mixed", "PersonInfoExtends": [{"value": "mixed.case@example.se"}], "Valid": {"enable": True, "beginTime": T(-10, "00:00:00"), "endTime": T(5, "23:59:59")}},
   {"employeeNo": "1005", "name": "Expired", "PersonInfoExtends": [{"value": "expired@example.se"}], "Valid": {"enable": True, "beginTime": T(-400, "00:00:00"), "endTime": T(300, "23:59:59")}},
   {"employeeNo": "1006", "name": "By Id", "Valid": {"enable": True, "beginTime": T(-5, "00:00:00"), "endTime": T(1, "23:59:59")}},
+  {"employeeNo": "7007", "name": "Both", "PersonInfoExtends": [{"value": "both.orgs@example.se"}], "Valid": {"enable": True, "beginTime": T(-100, "00:00:00"), "endTime": T(10, "23:59:59")}},
   {"employeeNo": "9001", "name": "Staff", "Valid": {"enable": False, "beginTime": "2020-01-01T00:00:00", "endTime": "2037-12-31T23:59:59"}}]
 persons2 = [
   {"employeeNo": "2001", "name": "Åsa", "PersonInfoExtends": [{"value": " ASA@Example.se"}], "Valid": {"enable": True, "beginTime": T(-200, "00:00:00"), "endTime": T(-1, "23:59:59")}}]
@@ -47,7 +50,7 @@ cat > "$CS_TMP/cardsync.ini" <<INI
 [cardskipper]
 url = $CS_API
 username = api@club.example
-organisation_ids = 1234
+organisation_ids = 1234, 1240
 only_active = false
 poll_interval = 2s
 full_interval = 1h
@@ -95,12 +98,13 @@ wait_until "mixed case and blanks in Cardskipper" 10 is "$(DAY 50)T23:59:59" end
 wait_until "matched by member id" 10 is "$(DAY 20)T23:59:59" end_of door1 1006
 wait_until "expired member revoked (ended yesterday)" 10 is "$(DAY -1)T23:59:59" end_of door1 1005
 check "staff untouched" test "$(end_of door1 9001)" = "2037-12-31T23:59:59"
-wait_until "applied events in the audit" 10 is 5 audit "SELECT count(*) FROM event WHERE kind = 'applied'"
+wait_until "two organisations: the union of their roles" 10 is "$(DAY 80)T23:59:59" end_of door1 7007
+wait_until "applied events in the audit" 10 is 6 audit "SELECT count(*) FROM event WHERE kind = 'applied'"
 check "unmatched reported per device" test "$(audit "SELECT count(*) FROM event WHERE kind = 'unmatched' AND email = 'erik@example.se'")" = 2
 check "no e-mail reported" test "$(audit "SELECT count(*) FROM event WHERE kind = 'no_email' AND member_id = 1003")" = 1
 check "the seed design's views" test "$(audit "SELECT count(*) FROM sync_history WHERE new_end_date = '$(DAY 30)T23:59:59'")" = 2
 check "audit seq has no gaps" test "$(audit "SELECT max(seq) - count(*) FROM event")" = 0
-check "writes door1" test "$(writes door1)" = 4
+check "writes door1" test "$(writes door1)" = 5
 check "writes door2" test "$(writes door2)" = 1
 
 # --- a renewal: both devices, within a poll or two, nothing else written ----------------
@@ -108,9 +112,13 @@ check "renew" $CSK extend --omid 1001 --end "$(DAY 61)"
 wait_until "renewal on door1" 15 is "$(DAY 61)T23:59:59" end_of door1 1001
 wait_until "renewal on door2" 10 is "$(DAY 61)T23:59:59" end_of door2 2001
 sleep 5
-check "only the renewal was written (door1)" test "$(writes door1)" = 5
+check "only the renewal was written (door1)" test "$(writes door1)" = 6
 check "only the renewal was written (door2)" test "$(writes door2)" = 2
 check "the audit has it, with the old end" test "$(audit "SELECT prev_end || ' ' || end_time FROM event WHERE kind = 'applied' AND device = 'door1' AND employee_no = '1001' ORDER BY seq DESC LIMIT 1")" = "$(DAY 30)T23:59:59 $(DAY 61)T23:59:59"
+
+# --- a renewal bought in advance: a second role from the day after the first ends ---
+check "renew in advance" $CSK extend --omid 1001 --start "$(DAY 62)" --end "$(DAY 400)"
+wait_until "the end of the second role" 15 is "$(DAY 400)T23:59:59" end_of door1 1001
 
 # --- made inactive: revoked --------------------------------------------------------------
 python3 - "$CS_TMP" <<'PY'
