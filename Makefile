@@ -103,6 +103,9 @@ $(BINDIR)/msgdump: $(OUT)/tests/sim/msgdump.o $(LIBCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# unit tests of a program's modules link those modules too
+$(BINDIR)/tests/test_isapi: $(OUT)/pusher/isapi.o
+
 $(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
