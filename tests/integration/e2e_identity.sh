@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Identity: an operator's CSV map, create_missing for members with no person,
+# and a replay request that re-sends the current desired state of a failed target.
+set -u
+. "$(dirname "$0")/lib/common.sh"
+
+python3 - "$CS_TMP" <<'PY'
+import datetime, json, sys
+t = datetime.date.today()
+d = lambda n: (t + datetime.timedelta(days=n)).isoformat()
+m = lambda omid, email, end: {"omid": omid, "first": "Förnamn", "last": str(omid), "email": email,
+    "changed": "2025-01-01T00:00:00", "roles": [{"org": 1234, "role": 3126, "start": d(-1), "end": d(end)}]}
+json.dump([m(501, "mapped@example.se", 40), m(502, "newbie@example.se", 50), m(503, "refused@example.se", 60)],
+          open(sys.argv[1] + "/m.json", "w"))
+json.dump([{"employeeNo": "X77", "name": "Mapped by hand", "Valid": {"enable": True, "beginTime": d(-1) + "T00:00:00", "endTime": d(1) + "T23:59:59"}},
+           {"employeeNo": "503", "name": "x" * 200, "Valid": {"enable": True, "beginTime": d(-1) + "T00:00:00", "endTime": d(1) + "T23:59:59"}}],
+          open(sys.argv[1] + "/p.json", "w"))
+open(sys.argv[1] + "/map.csv", "w").write("email,employeeNo\nMapped@Example.se,X77\n")
+PY
+start_cardskipper_sim --members-file "$CS_TMP/m.json"
+start_isapi_sim --device door1:0 --password 'I-1'
+ISAPI=scripts/isapi-ctl
+check "seed" $ISAPI seed door1 "$CS_TMP/p.json"
+export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='I-1'
+cat > "$CS_TMP/cardsync.ini" <<INI
+[cardskipper]
+url = $CS_API
+username = api@club.example
+organisation_ids = 1234
+[device door1]
+url = ${DEV_URL[door1]}
+username = admin
+door_right = 1
+plan_template = 2
+[sync]
+match = tag, map, member_id
+identity_map = map.csv
+create_missing = true
+[pipeline]
+run_dir = run
+state_dir = state
+INI
+for prog in auditor differ pusher producer; do
+    "$CS_BIN/cardsync-$prog" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/$prog.log" 2>&1 &
+    _pids+=($!)
+done
+DAY () { python3 -c "import datetime; print((datetime.date.today() + datetime.timedelta(days=$1)).isoformat())"; }
+user () { $ISAPI user door1 "$1" 2>/dev/null | python3 -c "import json,sys; u=json.load(sys.stdin); print($2)"; }
+wait_is () {   # wait_is NAME WANT COMMAND...
+    local name=$1 want=$2
+    shift 2
+    _checks=$((_checks + 1))
+    for _ in $(seq 1 75); do [ "$("$@" 2>/dev/null)" = "$want" ] && return 0; sleep 0.2; done
+    _failures=$((_failures + 1)); echo "FAILED: $name: $("$@" 2>&1)"
+}
+audit () { sqlite3 "$CS_TMP/state/audit.db" "$1" 2>/dev/null; }
+state () { sqlite3 "$CS_TMP/state/state.db" "$1" 2>/dev/null; }
+
+wait_is "matched through the map" "$(DAY 40)T23:59:59" user X77 'u["Valid"]["endTime"]'
+wait_is "created when missing" "('Förnamn 502', 'newbie@example.se', '2', '$(DAY 50)T23:59:59')" user 502 '(u["name"], u["PersonInfoExtends"][0]["value"], u["RightPlan"][0]["planTemplateNo"], u["Valid"]["endTime"])'
+wait_is "identities remembered" "mapped@example.se=X77/map newbie@example.se=502/created refused@example.se=503/member_id" state "SELECT group_concat(email || '=' || employee_no || '/' || how, ' ') FROM (SELECT * FROM identity ORDER BY email)"
+wait_is "a refused write is in the failed queue, with the device's words" 1 state "SELECT class = 'invalid' AND msg LIKE '%name%' FROM failed WHERE email = 'refused@example.se'"
+check "failed class" test "$(state "SELECT class FROM failed WHERE email = 'refused@example.se'")" = invalid
+
+# the operator fixes the person on the device, then replays: the current state is sent
+check "fix by hand" $ISAPI set-user door1 503 name=Fixed
+echo '{"t":"replay","req":7,"email":"refused@example.se"}' | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/differ.in"
+wait_is "the replay applies the current desired state" "$(DAY 60)T23:59:59" user 503 'u["Valid"]["endTime"]'
+wait_is "the failed queue is empty" "0" state "SELECT count(*) FROM failed"
+check "the replay is audited" test "$(audit "SELECT count(*) FROM event WHERE kind = 'replayed' AND email = 'refused@example.se' AND req = 7")" = 1
+finish
