@@ -22,7 +22,7 @@ endif
 
 CC      ?= cc
 PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih
-TOOLS   := supervisord valgrind python3 curl
+TOOLS   := supervisord valgrind python3 curl sqlite3
 
 # A missing library means a fresh machine: install what is missing, once, and say so.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)

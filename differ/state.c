@@ -44,7 +44,9 @@ static const char *SCHEMA [] = {
     "  ts INTEGER);"
     "CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, body BLOB NOT NULL);"
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value);"
-    "INSERT INTO meta VALUES ('acked', 0), ('cycle', 0), ('scan_door', ''), ('guard', 0);",
+    "INSERT INTO meta VALUES ('acked', 0), ('cycle', 0), ('guard', 0);",
+    /* 2: a device is planned for only once it has been scanned */
+    "CREATE TABLE scanned (device TEXT PRIMARY KEY, ts INTEGER NOT NULL);",
 };
 
 struct _cs_state_t {
@@ -211,7 +213,7 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
     s->map = zhashx_new ();
     zhashx_set_destructor (s->map, free_string);
     s->db = cs_db_open (path, error, error_size);
-    if (!s->db || cs_db_migrate (s->db, SCHEMA, 1) != 0
+    if (!s->db || cs_db_migrate (s->db, SCHEMA, 2) != 0
         || (cfg->sync.identity_map && load_map (s, cfg->sync.identity_map, error, error_size) != 0)) {
         if (s->db && !error [0])
             snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
@@ -263,6 +265,23 @@ cs_state_last_seq (cs_state_t *self)
 
 /* --- the planner ------------------------------------------------------------- */
 
+static int64_t
+count_rows (cs_state_t *s, const char *sql, const char *arg)
+{
+    sqlite3_stmt *st = cs_db_stmt (s->db, sql);
+    int64_t n = -1;
+    if (!st)
+        return -1;
+    if (arg)
+        sqlite3_bind_text (st, 1, arg, -1, SQLITE_STATIC);
+    if (sqlite3_step (st) == SQLITE_ROW)
+        n = sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
+    return n;
+}
+
+
+
 typedef struct {
     char no [33];
     char tag [CS_EMAIL_MAX + 1];
@@ -274,6 +293,7 @@ typedef struct {
 
 typedef struct {
     const cs_device_config_t *dev;
+    int scanned;                /* a complete scan has been seen: planning is safe */
     zhashx_t *by_no;            /* employeeNo -> person_t */
     zhashx_t *by_tag;           /* normalised tag -> person_t */
     zhashx_t *identity;         /* email -> employeeNo */
@@ -314,6 +334,7 @@ load_view (cs_state_t *s, dev_view_t *v, const cs_device_config_t *dev)
     zhashx_set_destructor (v->identity, free_item);
     v->open = zhashx_new ();
     zhashx_set_destructor (v->open, free_item);
+    v->scanned = count_rows (s, "SELECT count (*) FROM scanned WHERE device = ?1", dev->name) > 0;
     time_t now = (time_t) (s->now_ms / 1000);
     if (cs_day_local (now, dev->timezone, &v->today) != 0
         || cs_time_local (now, dev->timezone, v->now_local) != 0)
@@ -497,6 +518,8 @@ static void
 plan_member (cs_state_t *s, dev_view_t *v, plans_t *pl, const char *email, const char *roles,
              const char *omids, const char *name)
 {
+    if (!v->scanned)
+        return;                 /* who is on it is not known yet: nothing to decide */
     const char *how = NULL;
     person_t *p = match (s, v, email, omids, &how);
     cs_period_t periods [CS_MSG_MAX_ROLES * 4];
@@ -748,21 +771,6 @@ on_member (cs_state_t *s, const cs_msg_t *m)
     return cs_db_step_done (s->db, st);
 }
 
-static int64_t
-count_rows (cs_state_t *s, const char *sql, const char *arg)
-{
-    sqlite3_stmt *st = cs_db_stmt (s->db, sql);
-    int64_t n = -1;
-    if (!st)
-        return -1;
-    if (arg)
-        sqlite3_bind_text (st, 1, arg, -1, SQLITE_STATIC);
-    if (sqlite3_step (st) == SQLITE_ROW)
-        n = sqlite3_column_int64 (st, 0);
-    sqlite3_reset (st);
-    return n;
-}
-
 /* Members without a usable e-mail are reported, once each. */
 static void
 report_unusable (cs_state_t *s)
@@ -910,13 +918,14 @@ on_scan_end (cs_state_t *s, const cs_msg_t *m)
     sqlite3_stmt *st;
     if (ok) {
         const char *sql [] = {
+            "INSERT INTO scanned VALUES (?1, 0) ON CONFLICT DO NOTHING",
             "DELETE FROM person WHERE device = ?1",
             "INSERT INTO person SELECT * FROM person_staging WHERE device = ?1",
             /* a remembered person who is gone from the device is matched afresh */
             "DELETE FROM identity WHERE device = ?1 AND employee_no NOT IN "
             "(SELECT employee_no FROM person WHERE device = ?1)",
         };
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 4; i++) {
             st = cs_db_stmt (s->db, sql [i]);
             if (!st)
                 return -1;
@@ -1130,10 +1139,31 @@ on_replay (cs_state_t *s, const cs_msg_t *m)
             sqlite3_bind_text (st, 2, bar + 1, -1, SQLITE_STATIC);
             cs_db_step_done (s->db, st);
         }
-        cs_msg_t *ev = event ("replayed");
+    }
+    /* the planner decides afresh from the current desired state */
+    int rc = plan (s);
+    for (char *key = zlistx_first (gone); key && rc == 0; key = zlistx_next (gone)) {
+        const char *device = key + strlen (key) + 1;
+        st = cs_db_stmt (s->db, "SELECT id FROM command WHERE email = ?1 AND device = ?2 "
+                                "AND state = 'pending' ORDER BY id DESC LIMIT 1");
+        int64_t id = 0;
+        if (st) {
+            sqlite3_bind_text (st, 1, key, -1, SQLITE_STATIC);
+            sqlite3_bind_text (st, 2, device, -1, SQLITE_STATIC);
+            if (sqlite3_step (st) == SQLITE_ROW)
+                id = sqlite3_column_int64 (st, 0);
+            sqlite3_reset (st);
+        }
+        /* nothing to send: the desired state has moved on (or is already there) */
+        cs_msg_t *ev = event (id ? "replayed" : "superseded");
         cs_msg_set_str (ev, CS_F_EMAIL, key);
-        cs_msg_set_str (ev, CS_F_DEV, bar + 1);
+        cs_msg_set_str (ev, CS_F_DEV, device);
         cs_msg_set_int (ev, CS_F_REQ, cs_msg_int (m, CS_F_REQ));
+        if (id)
+            cs_msg_set_int (ev, CS_F_ID, id);
+        else
+            cs_msg_set_str (ev, CS_F_MSG, "nothing to re-send: the device already has, or no "
+                                          "longer needs, what failed");
         emit (s, ev);
     }
     zlistx_destroy (&gone);
@@ -1141,7 +1171,7 @@ on_replay (cs_state_t *s, const cs_msg_t *m)
     cs_msg_set_int (ev, CS_F_REQ, cs_msg_int (m, CS_F_REQ));
     cs_msg_set_int (ev, CS_F_COUNT, (int64_t) replayed);
     emit (s, ev);
-    return plan (s);
+    return rc;
 }
 
 typedef struct {

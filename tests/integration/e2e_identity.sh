@@ -27,6 +27,7 @@ cat > "$CS_TMP/cardsync.ini" <<INI
 url = $CS_API
 username = api@club.example
 organisation_ids = 1234
+poll_interval = 1s
 [device door1]
 url = ${DEV_URL[door1]}
 username = admin
@@ -67,5 +68,16 @@ check "fix by hand" $ISAPI set-user door1 503 name=Fixed
 echo '{"t":"replay","req":7,"email":"refused@example.se"}' | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/differ.in"
 wait_is "the replay applies the current desired state" "$(DAY 60)T23:59:59" user 503 'u["Valid"]["endTime"]'
 wait_is "the failed queue is empty" "0" state "SELECT count(*) FROM failed"
-check "the replay is audited" test "$(audit "SELECT count(*) FROM event WHERE kind = 'replayed' AND email = 'refused@example.se' AND req = 7")" = 1
+check "the replay is audited" test "$(audit "SELECT count(*) FROM event WHERE kind = 'replayed' AND email = 'refused@example.se' AND req = 7 AND command_id > 0")" = 1
+
+# a failure whose target has moved on is reported superseded, not re-sent
+check "refuse again" $ISAPI set-user door1 503 name=$(printf 'y%.0s' $(seq 1 200))
+check "renew 503" scripts/cardskipper-ctl extend --omid 503 --end "$(DAY 70)"
+wait_is "failed again" 1 state "SELECT count(*) FROM failed WHERE email = 'refused@example.se'"
+check "the renewal is taken back" scripts/cardskipper-ctl extend --omid 503 --end "$(DAY 60)"
+wait_is "nothing more to do for it" 0 state "SELECT count(*) FROM command WHERE email = 'refused@example.se' AND state = 'pending'"
+sleep 3
+echo '{"t":"replay","req":8,"all":true}' | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/differ.in"
+wait_is "reported superseded" 1 audit "SELECT count(*) FROM event WHERE kind = 'superseded' AND req = 8 AND email = 'refused@example.se'"
+wait_is "and out of the failed queue" 0 state "SELECT count(*) FROM failed"
 finish
