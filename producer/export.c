@@ -470,8 +470,12 @@ cs_export_info (const cs_cardskipper_config_t *cfg, char *out, size_t size,
     if (rc == CURLE_OK && x.http_status == 200 && !x.failed) {
         xmlParseChunk (x.ctxt, NULL, 0, 1);
         xmlDocPtr doc = x.ctxt->myDoc;
+        xmlNodePtr top = doc ? xmlDocGetRootElement (doc) : NULL;
         if (!x.ctxt->wellFormed || !doc || doc->intSubset)
             fail (&x, "the organisation info is not well-formed XML (or has a DOCTYPE)");
+        else if (!top || !is (top->name, "Cardskipper"))
+            fail (&x, "the answer is not a Cardskipper document (root <%s>)",
+                  top ? (const char *) top->name : "none");
         else {
             size_t len = 0;
             xmlNodePtr root = xmlDocGetRootElement (doc);
