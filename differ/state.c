@@ -213,12 +213,14 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
     s->map = zhashx_new ();
     zhashx_set_destructor (s->map, free_string);
     s->db = cs_db_open (path, error, error_size);
-    if (!s->db || cs_db_migrate (s->db, SCHEMA, 2) != 0
-        || (cfg->sync.identity_map && load_map (s, cfg->sync.identity_map, error, error_size) != 0)) {
-        if (s->db && !error [0])
-            snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
-        else if (s->db && cs_db_errmsg (s->db) [0])
-            snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
+    int ok = s->db != NULL;         /* cs_db_open wrote the reason */
+    if (ok && cs_db_migrate (s->db, SCHEMA, 2) != 0) {
+        snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
+        ok = 0;
+    }
+    if (ok && cfg->sync.identity_map && load_map (s, cfg->sync.identity_map, error, error_size) != 0)
+        ok = 0;
+    if (!ok) {
         cs_state_destroy (&s);
         return NULL;
     }

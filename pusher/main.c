@@ -16,6 +16,7 @@
 #define MAX_POOL 8
 #define AUTH_PAUSE_MS (30 * 60 * 1000)    /* one login attempt per half hour at most */
 #define BODY_MAX (4 * 1024 * 1024)
+#define MAX_PAGES 1000                    /* a scan stops here even if the device says MORE */
 
 static const cs_cli_option_t s_options [] = {
     { "check", 0, "reach each device, log in once, read capabilities and counts; print a "
@@ -476,8 +477,7 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
         send_msg (p, m);
         t->count++;
     }
-    int cap = 3000 / (d->page_size ? d->page_size : 1) + 2 + 100;
-    int more = status && !strcmp (status, "MORE") && n > 0 && fresh > 0 && t->pages < cap;
+    int more = status && !strcmp (status, "MORE") && n > 0 && fresh > 0 && t->pages < MAX_PAGES;
     if (!more) {
         send_scan_end (p, d, t, 1, NULL);
         task_free (t);

@@ -1079,24 +1079,6 @@ api_handler (void *cls, struct MHD_Connection *conn, const char *method, const c
 
 /* --- the control port ------------------------------------------------------ */
 
-static sim_step_t
-reply_json (struct MHD_Connection *conn, unsigned status, json_t *j)
-{
-    char *text = json_dumps (j, JSON_COMPACT);
-    json_decref (j);
-    if (!text)
-        return SIM_FAIL;
-    sim_step_t step = sim_reply (conn, status, "application/json", text, strlen (text), NULL);
-    free (text);
-    return step;
-}
-
-static sim_step_t
-control_error (struct MHD_Connection *conn, unsigned status, const char *why)
-{
-    return reply_json (conn, status, json_pack ("{s:s}", "error", why));
-}
-
 static void
 faults_defaults (faults_t *f)
 {
@@ -1282,19 +1264,19 @@ control_extend (sim_t *sim, struct MHD_Connection *conn, json_t *j)
     x.has_start = start != NULL;
     x.now = now_local_secs ();
     if (!end || cs_day_parse (end, &x.end) != 0 || (start && cs_day_parse (start, &x.start) != 0))
-        return control_error (conn, 400, "end (and start) must be YYYY-MM-DD");
+        return sim_control_error (conn, 400, "end (and start) must be YYYY-MM-DD");
     if (!x.omid && !x.email)
-        return control_error (conn, 400, "give omid or email");
+        return sim_control_error (conn, 400, "give omid or email");
     dataset_t *old = current_data (sim);
     int changed = 0;
     dataset_t *d = ds_copy_edit (old, NULL, 0, extend_member, &x, &changed);
     release_data (sim, old);
     if (!changed) {
         ds_free (d);
-        return control_error (conn, 404, "no such member");
+        return sim_control_error (conn, 404, "no such member");
     }
     replace_data (sim, d);
-    return reply_json (conn, 200, json_pack ("{s:i}", "changed", changed));
+    return sim_reply_json (conn, 200, json_pack ("{s:i}", "changed", changed), 0);
 }
 
 static sim_step_t
@@ -1309,12 +1291,12 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
         json_error_t err;
         body = json_loadb (req->body, req->len, 0, &err);
         if (!body)
-            return control_error (conn, 400, err.text);
+            return sim_control_error (conn, 400, err.text);
     }
     sim_step_t step;
     char why [256];
     if (!strcmp (url, "/health"))
-        step = reply_json (conn, 200, json_pack ("{s:s}", "status", "ok"));
+        step = sim_reply_json (conn, 200, json_pack ("{s:s}", "status", "ok"), 0);
     else if (!strcmp (url, "/stats") && !strcmp (method, "GET")) {
         pthread_mutex_lock (&sim->lock);
         json_t *copy = json_deep_copy (sim->stats);
@@ -1322,13 +1304,13 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
                                                                     : json_null ());
         json_object_set_new (copy, "members", json_integer ((json_int_t) sim->data->n));
         pthread_mutex_unlock (&sim->lock);
-        step = reply_json (conn, 200, copy);
+        step = sim_reply_json (conn, 200, copy, 0);
     }
     else if (!strcmp (url, "/stats/reset") && !strcmp (method, "POST")) {
         pthread_mutex_lock (&sim->lock);
         reset_stats (sim);
         pthread_mutex_unlock (&sim->lock);
-        step = reply_json (conn, 200, json_pack ("{s:b}", "ok", 1));
+        step = sim_reply_json (conn, 200, json_pack ("{s:b}", "ok", 1), 0);
     }
     else if (!strcmp (url, "/faults")) {
         pthread_mutex_lock (&sim->lock);
@@ -1339,10 +1321,10 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
         pthread_mutex_unlock (&sim->lock);
         if (rc != 0) {
             json_decref (now);
-            step = control_error (conn, 400, why);
+            step = sim_control_error (conn, 400, why);
         }
         else
-            step = reply_json (conn, 200, now);
+            step = sim_reply_json (conn, 200, now, 0);
     }
     else if (!strcmp (url, "/today") && !strcmp (method, "POST")) {
         const char *t = json_string_value (json_object_get (body, "today"));
@@ -1352,19 +1334,19 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
             sim->today = d;
             sim->today_fixed = 1;
             pthread_mutex_unlock (&sim->lock);
-            step = reply_json (conn, 200, json_pack ("{s:s}", "today", t));
+            step = sim_reply_json (conn, 200, json_pack ("{s:s}", "today", t), 0);
         }
         else
-            step = control_error (conn, 400, "today must be YYYY-MM-DD");
+            step = sim_control_error (conn, 400, "today must be YYYY-MM-DD");
     }
     else if (!strcmp (url, "/generate") && !strcmp (method, "POST")) {
         json_int_t count = json_integer_value (json_object_get (body, "count"));
         json_int_t seed = json_integer_value (json_object_get (body, "seed"));
         if (count < 0 || count > 5000000)
-            step = control_error (conn, 400, "count from 0 to 5000000");
+            step = sim_control_error (conn, 400, "count from 0 to 5000000");
         else {
             replace_data (sim, generate ((size_t) count, (uint64_t) seed, today (sim)));
-            step = reply_json (conn, 200, json_pack ("{s:I}", "members", count));
+            step = sim_reply_json (conn, 200, json_pack ("{s:I}", "members", count), 0);
         }
     }
     else if (!strcmp (url, "/members") && !strcmp (method, "GET")) {
@@ -1373,12 +1355,12 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
         for (size_t i = 0; i < d->n; i++)
             json_array_append_new (all, member_json (d, &d->m [i]));
         release_data (sim, d);
-        step = reply_json (conn, 200, all);
+        step = sim_reply_json (conn, 200, all, 0);
     }
     else if (!strcmp (url, "/members") && (!strcmp (method, "PUT") || !strcmp (method, "POST"))) {
         /* PUT replaces every member; POST adds or replaces the members given */
         if (!json_is_array (body))
-            step = control_error (conn, 400, "expected a JSON array of members");
+            step = sim_control_error (conn, 400, "expected a JSON array of members");
         else {
             int64_t skip [4096];
             size_t nskip = 0;
@@ -1397,13 +1379,13 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
                     bad = 1;
             if (bad) {
                 ds_free (d);
-                step = control_error (conn, 400, why);
+                step = sim_control_error (conn, 400, why);
             }
             else {
                 ds_sort (d);
                 size_t n = d->n;
                 replace_data (sim, d);
-                step = reply_json (conn, 200, json_pack ("{s:I}", "members", (json_int_t) n));
+                step = sim_reply_json (conn, 200, json_pack ("{s:I}", "members", (json_int_t) n), 0);
             }
         }
     }
@@ -1415,17 +1397,17 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
         release_data (sim, old);
         if (!found) {
             ds_free (d);
-            step = control_error (conn, 404, "no such member");
+            step = sim_control_error (conn, 404, "no such member");
         }
         else {
             replace_data (sim, d);
-            step = reply_json (conn, 200, json_pack ("{s:b}", "deleted", 1));
+            step = sim_reply_json (conn, 200, json_pack ("{s:b}", "deleted", 1), 0);
         }
     }
     else if (!strcmp (url, "/extend") && !strcmp (method, "POST"))
         step = control_extend (sim, conn, body);
     else
-        step = control_error (conn, 404, "unknown control path");
+        step = sim_control_error (conn, 404, "unknown control path");
     json_decref (body);
     return step;
 }

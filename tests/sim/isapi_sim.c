@@ -137,22 +137,6 @@ stats_reset (device_t *d)
 
 /* --- responses ------------------------------------------------------------- */
 
-static sim_step_t
-reply_json (struct MHD_Connection *conn, unsigned status, json_t *j, int close)
-{
-    char *text = json_dumps (j, JSON_COMPACT);
-    json_decref (j);
-    if (!text)
-        return SIM_FAIL;
-    sim_step_t step = close
-        ? sim_reply (conn, status, "application/json; charset=\"UTF-8\"", text, strlen (text),
-                     "Connection", "close", NULL)
-        : sim_reply (conn, status, "application/json; charset=\"UTF-8\"", text, strlen (text),
-                     NULL);
-    free (text);
-    return step;
-}
-
 typedef struct {
     unsigned http;              /* the status for the 4xx style */
     int code;                   /* statusCode */
@@ -206,7 +190,7 @@ reply_error (device_t *d, struct MHD_Connection *conn, const char *url, const is
     stat_add (d, "status", key, 1);
     stat_add (d, "sub_status", e->sub, 1);
     pthread_mutex_unlock (&d->sim->lock);
-    return reply_json (conn, status, j, close);
+    return sim_reply_json (conn, status, j, close);
 }
 
 static sim_step_t
@@ -215,7 +199,7 @@ reply_ok (device_t *d, struct MHD_Connection *conn, const char *url, int close)
     pthread_mutex_lock (&d->sim->lock);
     stat_add (d, "status", "200", 1);
     pthread_mutex_unlock (&d->sim->lock);
-    return reply_json (conn, 200, json_pack ("{s:s, s:i, s:s, s:s}", "requestURL", url,
+    return sim_reply_json (conn, 200, json_pack ("{s:s, s:i, s:s, s:s}", "requestURL", url,
                                              "statusCode", 1, "statusString", "OK",
                                              "subStatusCode", "ok"), close);
 }
@@ -725,7 +709,7 @@ handle_search (device_t *d, struct MHD_Connection *conn, const char *url, json_t
     pthread_mutex_lock (&d->sim->lock);
     stat_add (d, "status", "200", 1);
     pthread_mutex_unlock (&d->sim->lock);
-    return reply_json (conn, 200, json_pack ("{s:o}", "UserInfoSearch", result), close);
+    return sim_reply_json (conn, 200, json_pack ("{s:o}", "UserInfoSearch", result), close);
 }
 
 static json_t *
@@ -846,14 +830,14 @@ route (device_t *d, struct MHD_Connection *conn, const char *method, const char 
         stat_add (d, "status", "200", 1);
         json_t *caps = capabilities_json (d);
         pthread_mutex_unlock (&d->sim->lock);
-        return reply_json (conn, 200, caps, close);
+        return sim_reply_json (conn, 200, caps, close);
     }
     if (is_count) {
         pthread_mutex_lock (&d->sim->lock);
         stat_add (d, "status", "200", 1);
         json_int_t n = (json_int_t) json_array_size (d->users);
         pthread_mutex_unlock (&d->sim->lock);
-        return reply_json (conn, 200, json_pack ("{s:{s:I, s:i, s:i, s:i}}", "UserInfoCount",
+        return sim_reply_json (conn, 200, json_pack ("{s:{s:I, s:i, s:i, s:i}}", "UserInfoCount",
                                                  "userNumber", n, "bindFaceUserNumber", 0,
                                                  "bindFingerprintUserNumber", 0,
                                                  "bindCardUserNumber", 0), close);
@@ -1018,18 +1002,6 @@ find_device (sim_t *sim, const char *name, size_t len)
         if (strlen (sim->devices [i].name) == len && !strncmp (sim->devices [i].name, name, len))
             return &sim->devices [i];
     return NULL;
-}
-
-static sim_step_t
-control_json (struct MHD_Connection *conn, unsigned status, json_t *j)
-{
-    return reply_json (conn, status, j, 0);
-}
-
-static sim_step_t
-control_error (struct MHD_Connection *conn, unsigned status, const char *why)
-{
-    return control_json (conn, status, json_pack ("{s:s}", "error", why));
 }
 
 static json_t *
@@ -1200,12 +1172,12 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
         json_error_t err;
         body = json_loadb (req->body, req->len, 0, &err);
         if (!body)
-            return control_error (conn, 400, err.text);
+            return sim_control_error (conn, 400, err.text);
     }
     sim_step_t step;
     char why [256];
     if (!strcmp (url, "/health"))
-        step = control_json (conn, 200, json_pack ("{s:s}", "status", "ok"));
+        step = sim_reply_json (conn, 200, json_pack ("{s:s}", "status", "ok"), 0);
     else if (!strcmp (url, "/devices")) {
         json_t *list = json_array ();
         pthread_mutex_lock (&sim->lock);
@@ -1217,7 +1189,7 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
                                                     "down", d->down));
         }
         pthread_mutex_unlock (&sim->lock);
-        step = control_json (conn, 200, list);
+        step = sim_reply_json (conn, 200, list, 0);
     }
     else if (!strncmp (url, "/devices/", 9)) {
         const char *name = url + 9;
@@ -1226,18 +1198,18 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
         const char *rest = slash ? slash : "";
         device_t *d = find_device (sim, name, len);
         if (!d)
-            step = control_error (conn, 404, "no such device");
+            step = sim_control_error (conn, 404, "no such device");
         else if (!strcmp (rest, "") || !strcmp (rest, "/faults")) {
             int rc = 0;
             if (!strcmp (method, "POST") && body)
                 rc = apply_faults (d, body, why, sizeof why);
             if (rc != 0)
-                step = control_error (conn, 400, why);
+                step = sim_control_error (conn, 400, why);
             else {
                 pthread_mutex_lock (&sim->lock);
                 json_t *f = faults_json (d);
                 pthread_mutex_unlock (&sim->lock);
-                step = control_json (conn, 200, f);
+                step = sim_reply_json (conn, 200, f, 0);
             }
         }
         else if (!strcmp (rest, "/stats") && !strcmp (method, "GET")) {
@@ -1246,34 +1218,34 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
             json_object_set_new (copy, "users", json_integer ((json_int_t) json_array_size (d->users)));
             json_object_set_new (copy, "in_flight", json_integer (d->active));
             pthread_mutex_unlock (&sim->lock);
-            step = control_json (conn, 200, copy);
+            step = sim_reply_json (conn, 200, copy, 0);
         }
         else if (!strcmp (rest, "/stats/reset") && !strcmp (method, "POST")) {
             pthread_mutex_lock (&sim->lock);
             stats_reset (d);
             pthread_mutex_unlock (&sim->lock);
-            step = control_json (conn, 200, json_pack ("{s:b}", "ok", 1));
+            step = sim_reply_json (conn, 200, json_pack ("{s:b}", "ok", 1), 0);
         }
         else if (!strcmp (rest, "/unlock") && !strcmp (method, "POST")) {
             pthread_mutex_lock (&sim->lock);
             memset (d->clients, 0, sizeof d->clients);
             pthread_mutex_unlock (&sim->lock);
-            step = control_json (conn, 200, json_pack ("{s:b}", "ok", 1));
+            step = sim_reply_json (conn, 200, json_pack ("{s:b}", "ok", 1), 0);
         }
         else if (!strcmp (rest, "/users") && !strcmp (method, "GET")) {
             pthread_mutex_lock (&sim->lock);
             json_t *copy = json_deep_copy (d->users);
             pthread_mutex_unlock (&sim->lock);
-            step = control_json (conn, 200, copy);
+            step = sim_reply_json (conn, 200, copy, 0);
         }
         else if (!strcmp (rest, "/users") && (!strcmp (method, "POST") || !strcmp (method, "PUT"))) {
             if (seed_users (d, body, !strcmp (method, "PUT"), why, sizeof why) != 0)
-                step = control_error (conn, 400, why);
+                step = sim_control_error (conn, 400, why);
             else {
                 pthread_mutex_lock (&sim->lock);
                 json_int_t n = (json_int_t) json_array_size (d->users);
                 pthread_mutex_unlock (&sim->lock);
-                step = control_json (conn, 200, json_pack ("{s:I}", "users", n));
+                step = sim_reply_json (conn, 200, json_pack ("{s:I}", "users", n), 0);
             }
         }
         else if (!strncmp (rest, "/users/", 7)) {
@@ -1290,17 +1262,17 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
                 copy = json_deep_copy (u);
             pthread_mutex_unlock (&sim->lock);
             if (!u)
-                step = control_error (conn, 404, "no such user");
+                step = sim_control_error (conn, 404, "no such user");
             else if (!copy)
-                step = control_json (conn, 200, json_pack ("{s:b}", "deleted", 1));
+                step = sim_reply_json (conn, 200, json_pack ("{s:b}", "deleted", 1), 0);
             else
-                step = control_json (conn, 200, copy);
+                step = sim_reply_json (conn, 200, copy, 0);
         }
         else
-            step = control_error (conn, 404, "unknown control path");
+            step = sim_control_error (conn, 404, "unknown control path");
     }
     else
-        step = control_error (conn, 404, "unknown control path");
+        step = sim_control_error (conn, 404, "unknown control path");
     json_decref (body);
     return step;
 }

@@ -143,6 +143,27 @@ sim_reply_text (struct MHD_Connection *conn, unsigned status, const char *text)
     return sim_reply (conn, status, "text/plain; charset=utf-8", text, strlen (text), NULL);
 }
 
+sim_step_t
+sim_reply_json (struct MHD_Connection *conn, unsigned status, json_t *j, int close)
+{
+    char *text = json_dumps (j, JSON_COMPACT);
+    json_decref (j);
+    if (!text)
+        return SIM_FAIL;
+    const char *type = "application/json; charset=\"UTF-8\"";
+    sim_step_t step = close
+        ? sim_reply (conn, status, type, text, strlen (text), "Connection", "close", NULL)
+        : sim_reply (conn, status, type, text, strlen (text), NULL);
+    free (text);
+    return step;
+}
+
+sim_step_t
+sim_control_error (struct MHD_Connection *conn, unsigned status, const char *why)
+{
+    return sim_reply_json (conn, status, json_pack ("{s:s}", "error", why), 0);
+}
+
 void
 sim_client_ip (struct MHD_Connection *conn, char *out, size_t size)
 {

@@ -5,6 +5,7 @@
 #ifndef SIM_HTTP_H
 #define SIM_HTTP_H
 
+#include <jansson.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -47,6 +48,10 @@ void sim_stop (sim_server_t *srv);
 sim_step_t sim_reply (struct MHD_Connection *conn, unsigned status, const char *content_type,
                       const char *body, size_t len, ...) __attribute__ ((sentinel));
 sim_step_t sim_reply_text (struct MHD_Connection *conn, unsigned status, const char *text);
+/* Queues j (taking its reference) as JSON; close adds "Connection: close". */
+sim_step_t sim_reply_json (struct MHD_Connection *conn, unsigned status, json_t *j, int close);
+/* A control-port error: {"error": why}. */
+sim_step_t sim_control_error (struct MHD_Connection *conn, unsigned status, const char *why);
 
 /* The client's address as text ("127.0.0.1"). */
 void sim_client_ip (struct MHD_Connection *conn, char *out, size_t size);

@@ -127,9 +127,8 @@ start_group () {
     local dir=$CS_TMP/sup
     mkdir -p "$dir"
     SUPCONF=$dir/supervisord.conf
-    sed -e "s#@ROOT@#$(dirname "$CS_BIN")#g" -e "s#@STATE@#$dir#g" -e "s#@CONFIG@#$1#g" \
+    sed -e "s#@ROOT@/bin/#$CS_BIN/#g" -e "s#@STATE@#$dir#g" -e "s#@CONFIG@#$1#g" \
         -e "s#@AUTOSTART@#true#g" -e "s#startsecs = 2#startsecs = ${2:-2}#" \
-        -e "s#/bin/cardsync-#/$(basename "$CS_BIN")/cardsync-#g" \
         scripts/supervisord.conf > "$SUPCONF"
     supervisord -c "$SUPCONF" > "$dir/supervisord.out" 2>&1 &
     _pids+=($!)
