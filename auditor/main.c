@@ -1,5 +1,6 @@
 /* cardsync-auditor: records every event the differ sends in audit.db, exactly
  * once, acknowledges them, and publishes them live for `tail`. */
+#include "auditor/commands.h"
 #include "auditor/store.h"
 #include "auditor/tail.h"
 #include "common/cli.h"
@@ -15,10 +16,15 @@
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-auditor",
     .summary = "Records every event, streams it to operators, and serves the operator commands.",
-    .usage = "[--config FILE] [options] [tail [-f] [--json] [--since SEQ|TIME] ...]",
+    .usage = "[--config FILE] [options] [tail|failed|replay|status|history ...]",
     .more_help = "Without a command it runs the auditor. Commands:\n"
                  "  tail [-f] [-n N] [--since SEQ|TIME] [--json] [--email E] [--device D] [--type T]\n"
-                 "        the audit, then with -f the live stream\n\n"
+                 "        the audit, then with -f the live stream\n"
+                 "  failed [--json]          the failed queue, with the device's own words\n"
+                 "  replay (--all | ID... | --email E | --device D)\n"
+                 "        send the current desired state of failed targets again\n"
+                 "  status                   last export, targets by state, devices, guard\n"
+                 "  history EMAIL            everything the audit holds about one member\n\n"
                  "audit.db lives in [pipeline] state_dir; its tables event, sync_history and\n"
                  "sync_errors can be read with sqlite3 while the auditor runs.\n\n"
                  "example: cardsync-auditor --config /etc/cardsync/cardsync.ini tail -f",
@@ -97,11 +103,17 @@ main (int argc, char **argv)
         return rc;
     }
     if (cli.arg_count > 0) {
-        if (!strcmp (cli.args [0], "tail"))
-            rc = cs_tail_run (cfg, cli.arg_count - 1, cli.args + 1);
+        const char *cmd = cli.args [0];
+        int n = cli.arg_count - 1;
+        const char **rest = cli.args + 1;
+        if (!strcmp (cmd, "tail")) rc = cs_tail_run (cfg, n, rest);
+        else if (!strcmp (cmd, "failed")) rc = cs_cmd_failed (cfg, n, rest);
+        else if (!strcmp (cmd, "status")) rc = cs_cmd_status (cfg, n, rest);
+        else if (!strcmp (cmd, "history")) rc = cs_cmd_history (cfg, n, rest);
+        else if (!strcmp (cmd, "replay")) rc = cs_cmd_replay (cfg, n, rest);
         else {
-            fprintf (stderr, "cardsync-auditor: '%s' is not a command yet (built: tail; to come: "
-                     "failed, replay, status, history)\n", cli.args [0]);
+            fprintf (stderr, "cardsync-auditor: '%s' is not a command (tail, failed, status, "
+                     "history, replay); see --help\n", cmd);
             rc = EX_USAGE;
         }
         cs_config_destroy (&cfg);

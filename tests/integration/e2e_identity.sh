@@ -63,12 +63,36 @@ wait_is "identities remembered" "mapped@example.se=X77/map newbie@example.se=502
 wait_is "a refused write is in the failed queue, with the device's words" 1 state "SELECT class = 'invalid' AND msg LIKE '%name%' FROM failed WHERE email = 'refused@example.se'"
 check "failed class" test "$(state "SELECT class FROM failed WHERE email = 'refused@example.se'")" = invalid
 
+# the operator looks at the failed queue and the status
+AUD="$CS_BIN/cardsync-auditor --config $CS_TMP/cardsync.ini"
+run $AUD failed
+expect_rc 0 "auditor failed"
+expect_out "refused@example.se" "the failed queue lists the member"
+expect_out "door1     503       invalid" "with device, person and class"
+expect_out "name" "and the device's own words"
+expect_out "1 failed" "and a count"
+run $AUD failed --json
+expect_out '"class":"invalid"' "failed --json"
+run $AUD status
+expect_rc 0 "auditor status"
+expect_out "members:       3 (3 with a usable e-mail)" "status: members"
+expect_out "1 failed" "status: targets"
+expect_out "door1        ok; last scan" "status: device health"
+expect_out "guard:         clear" "status: guard"
+expect_out "failed queue:  1" "status: failed queue"
+
 # the operator fixes the person on the device, then replays: the current state is sent
 check "fix by hand" $ISAPI set-user door1 503 name=Fixed
-echo '{"t":"replay","req":7,"email":"refused@example.se"}' | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/differ.in"
+run $AUD replay --email Refused@Example.se
+expect_rc 0 "auditor replay"
+expect_out "re-sent     door1    refused@example.se (command" "replay says what it re-sent"
 wait_is "the replay applies the current desired state" "$(DAY 60)T23:59:59" user 503 'u["Valid"]["endTime"]'
 wait_is "the failed queue is empty" "0" state "SELECT count(*) FROM failed"
-check "the replay is audited" test "$(audit "SELECT count(*) FROM event WHERE kind = 'replayed' AND email = 'refused@example.se' AND req = 7 AND command_id > 0")" = 1
+check "the replay is audited" test "$(audit "SELECT count(*) FROM event WHERE kind = 'replayed' AND email = 'refused@example.se' AND command_id > 0")" = 1
+run $AUD history refused@example.se
+expect_out "replayed" "history shows the replay"
+expect_out "applied" "history shows the applied change"
+expect_no "mapped@example.se" "history is about one member"
 
 # a failure whose target has moved on is reported superseded, not re-sent
 check "refuse again" $ISAPI set-user door1 503 name=$(printf 'y%.0s' $(seq 1 200))
@@ -77,7 +101,9 @@ wait_is "failed again" 1 state "SELECT count(*) FROM failed WHERE email = 'refus
 check "the renewal is taken back" scripts/cardskipper-ctl extend --omid 503 --end "$(DAY 60)"
 wait_is "nothing more to do for it" 0 state "SELECT count(*) FROM command WHERE email = 'refused@example.se' AND state = 'pending'"
 sleep 3
-echo '{"t":"replay","req":8,"all":true}' | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/differ.in"
-wait_is "reported superseded" 1 audit "SELECT count(*) FROM event WHERE kind = 'superseded' AND req = 8 AND email = 'refused@example.se'"
+run $AUD replay --all
+expect_out "superseded  door1    refused@example.se" "replay reports it superseded"
+run $AUD replay
+expect_rc 64 "replay without a target is a usage error"
 wait_is "and out of the failed queue" 0 state "SELECT count(*) FROM failed"
 finish

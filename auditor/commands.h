@@ -1,0 +1,12 @@
+/* The operator commands that read the state: failed, status, history, replay. */
+#ifndef CS_COMMANDS_H
+#define CS_COMMANDS_H
+
+#include "common/config.h"
+
+int cs_cmd_failed (const cs_config_t *cfg, int argc, const char **argv);
+int cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv);
+int cs_cmd_history (const cs_config_t *cfg, int argc, const char **argv);
+int cs_cmd_replay (const cs_config_t *cfg, int argc, const char **argv);
+
+#endif
