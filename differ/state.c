@@ -300,6 +300,7 @@ typedef struct {
     zhashx_t *by_tag;           /* normalised tag -> person_t */
     zhashx_t *identity;         /* email -> employeeNo */
     zhashx_t *open;             /* employeeNo -> "begin|end" of the pending command */
+    zhashx_t *failed;           /* email -> "begin|end" that failed: not retried until replayed */
     cs_day_t today;
     char now_local [CS_TIME_LEN];
 } dev_view_t;
@@ -336,6 +337,8 @@ load_view (cs_state_t *s, dev_view_t *v, const cs_device_config_t *dev)
     zhashx_set_destructor (v->identity, free_item);
     v->open = zhashx_new ();
     zhashx_set_destructor (v->open, free_item);
+    v->failed = zhashx_new ();
+    zhashx_set_destructor (v->failed, free_item);
     v->scanned = count_rows (s, "SELECT count (*) FROM scanned WHERE device = ?1", dev->name) > 0;
     time_t now = (time_t) (s->now_ms / 1000);
     if (cs_day_local (now, dev->timezone, &v->today) != 0
@@ -384,12 +387,24 @@ load_view (cs_state_t *s, dev_view_t *v, const cs_device_config_t *dev)
         zhashx_update (v->open, (const char *) sqlite3_column_text (st, 0), strdup (both));
     }
     sqlite3_reset (st);
+    st = cs_db_stmt (s->db, "SELECT f.email, c.begin_time, c.end_time FROM failed f "
+                            "JOIN command c ON c.id = f.command_id WHERE f.device = ?1");
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, dev->name, -1, SQLITE_STATIC);
+    while (sqlite3_step (st) == SQLITE_ROW) {
+        char both [64];
+        snprintf (both, sizeof both, "%s|%s", sqlite3_column_text (st, 1), sqlite3_column_text (st, 2));
+        zhashx_update (v->failed, (const char *) sqlite3_column_text (st, 0), strdup (both));
+    }
+    sqlite3_reset (st);
     return 0;
 }
 
 static void
 free_view (dev_view_t *v)
 {
+    zhashx_destroy (&v->failed);
     zhashx_destroy (&v->by_tag);
     zhashx_destroy (&v->by_no);
     zhashx_destroy (&v->identity);
@@ -535,7 +550,10 @@ plan_member (cs_state_t *s, dev_view_t *v, plans_t *pl, const char *email, const
     if (!p) {
         if (!valid)
             return;             /* nobody to admit, nobody to stop */
-        if (s->cfg->sync.create_missing && omids && *omids) {
+        char target [64];
+        snprintf (target, sizeof target, "%s|%s", begin, end);
+        const char *failed = zhashx_lookup (v->failed, email);
+        if (s->cfg->sync.create_missing && omids && *omids && !(failed && !strcmp (failed, target))) {
             plan_t *c = plan_add (pl);
             if (!c)
                 return;
@@ -577,6 +595,9 @@ plan_member (cs_state_t *s, dev_view_t *v, plans_t *pl, const char *email, const
     const char *open = zhashx_lookup (v->open, p->no);
     if (open && !strcmp (open, both))
         return;                 /* already on its way */
+    const char *failed = zhashx_lookup (v->failed, email);
+    if (failed && !strcmp (failed, both))
+        return;                 /* refused for good: in the failed queue until replayed */
     plan_t *c = plan_add (pl);
     if (!c)
         return;

@@ -61,6 +61,8 @@ wait_is "matched through the map" "$(DAY 40)T23:59:59" user X77 'u["Valid"]["end
 wait_is "created when missing" "('Förnamn 502', 'newbie@example.se', '2', '$(DAY 50)T23:59:59')" user 502 '(u["name"], u["PersonInfoExtends"][0]["value"], u["RightPlan"][0]["planTemplateNo"], u["Valid"]["endTime"])'
 wait_is "identities remembered" "mapped@example.se=X77/map newbie@example.se=502/created refused@example.se=503/member_id" state "SELECT group_concat(email || '=' || employee_no || '/' || how, ' ') FROM (SELECT * FROM identity ORDER BY email)"
 wait_is "a refused write is in the failed queue, with the device's words" 1 state "SELECT class = 'invalid' AND msg LIKE '%name%' FROM failed WHERE email = 'refused@example.se'"
+sleep 3     # several cycles: a refused write is not tried again on its own
+check "not retried until replayed" test "$(audit "SELECT count(*) FROM event WHERE kind = 'failed' AND email = 'refused@example.se'")" = 1
 check "failed class" test "$(state "SELECT class FROM failed WHERE email = 'refused@example.se'")" = invalid
 
 # the operator looks at the failed queue and the status
