@@ -66,6 +66,8 @@ SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd gnutls)
 SIM_LIBS   := $(shell pkg-config --libs libmicrohttpd gnutls) -lpthread
 
 .PHONY: all check memcheck asan run bench demo clean tests sims
+# keep the objects make would otherwise delete as intermediates
+.SECONDARY:
 all: $(BINS)
 
 sims: $(SIM_BINS)
