@@ -40,15 +40,15 @@ typedef struct {
     int64_t acked_seen;
 } differ_t;
 
+/* Sends and frees the messages and their array. */
 static void
-send_all (differ_t *d, zsock_t *to, cs_msg_t **msgs, size_t count)
+send_all (zsock_t *to, cs_msg_t **msgs, size_t count)
 {
     for (size_t i = 0; i < count; i++) {
         cs_zmq_send (to, msgs [i], NULL);
         cs_msg_destroy (&msgs [i]);
     }
     free (msgs);
-    (void) d;
 }
 
 static void
@@ -60,7 +60,7 @@ flush (differ_t *d)
         char n [32];
         snprintf (n, sizeof n, "%zu", count);
         cs_log (d->log, CS_LOG_INFO, "commands_sent", "count", n, NULL);
-        send_all (d, d->pusher, msgs, count);
+        send_all (d->pusher, msgs, count);
     }
     else if (count == 0)
         free (msgs);
@@ -78,7 +78,7 @@ flush (differ_t *d)
     }
     while (cs_state_events_after (d->state, d->sent_seq, 1000, &msgs, &count) == 0 && count) {
         d->sent_seq = cs_msg_int (msgs [count - 1], CS_F_SEQ);
-        send_all (d, d->auditor, msgs, count);
+        send_all (d->auditor, msgs, count);
     }
     if (count == 0)
         free (msgs);

@@ -325,6 +325,21 @@ free_item (void **item)
     *item = NULL;
 }
 
+/* Fills hash with key -> value (copied) from a two-column query on device. */
+static int
+load_pairs (cs_state_t *s, const char *sql, const char *device, zhashx_t *hash)
+{
+    sqlite3_stmt *st = cs_db_stmt (s->db, sql);
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, device, -1, SQLITE_STATIC);
+    while (sqlite3_step (st) == SQLITE_ROW)
+        zhashx_update (hash, (const char *) sqlite3_column_text (st, 0),
+                       strdup ((const char *) sqlite3_column_text (st, 1)));
+    sqlite3_reset (st);
+    return 0;
+}
+
 static int
 load_view (cs_state_t *s, dev_view_t *v, const cs_device_config_t *dev)
 {
@@ -368,36 +383,14 @@ load_view (cs_state_t *s, dev_view_t *v, const cs_device_config_t *dev)
             zhashx_insert (v->by_tag, p->tag, p);
     }
     sqlite3_reset (st);
-    st = cs_db_stmt (s->db, "SELECT email, employee_no FROM identity WHERE device = ?1");
-    if (!st)
+    if (load_pairs (s, "SELECT email, employee_no FROM identity WHERE device = ?1",
+                    dev->name, v->identity) != 0
+        || load_pairs (s, "SELECT employee_no, begin_time || '|' || end_time FROM command "
+                          "WHERE device = ?1 AND state = 'pending'", dev->name, v->open) != 0
+        || load_pairs (s, "SELECT f.email, c.begin_time || '|' || c.end_time FROM failed f "
+                          "JOIN command c ON c.id = f.command_id WHERE f.device = ?1",
+                       dev->name, v->failed) != 0)
         return -1;
-    sqlite3_bind_text (st, 1, dev->name, -1, SQLITE_STATIC);
-    while (sqlite3_step (st) == SQLITE_ROW)
-        zhashx_update (v->identity, (const char *) sqlite3_column_text (st, 0),
-                       strdup ((const char *) sqlite3_column_text (st, 1)));
-    sqlite3_reset (st);
-    st = cs_db_stmt (s->db, "SELECT employee_no, begin_time, end_time FROM command "
-                            "WHERE device = ?1 AND state = 'pending'");
-    if (!st)
-        return -1;
-    sqlite3_bind_text (st, 1, dev->name, -1, SQLITE_STATIC);
-    while (sqlite3_step (st) == SQLITE_ROW) {
-        char both [64];
-        snprintf (both, sizeof both, "%s|%s", sqlite3_column_text (st, 1), sqlite3_column_text (st, 2));
-        zhashx_update (v->open, (const char *) sqlite3_column_text (st, 0), strdup (both));
-    }
-    sqlite3_reset (st);
-    st = cs_db_stmt (s->db, "SELECT f.email, c.begin_time, c.end_time FROM failed f "
-                            "JOIN command c ON c.id = f.command_id WHERE f.device = ?1");
-    if (!st)
-        return -1;
-    sqlite3_bind_text (st, 1, dev->name, -1, SQLITE_STATIC);
-    while (sqlite3_step (st) == SQLITE_ROW) {
-        char both [64];
-        snprintf (both, sizeof both, "%s|%s", sqlite3_column_text (st, 1), sqlite3_column_text (st, 2));
-        zhashx_update (v->failed, (const char *) sqlite3_column_text (st, 0), strdup (both));
-    }
-    sqlite3_reset (st);
     return 0;
 }
 
