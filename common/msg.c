@@ -92,6 +92,7 @@ static const type_info_t s_types [CS_MSG_TYPE_COUNT] = {
     [CS_MSG_ACK] = { "ack", B (CS_F_SEQ), 0 },
     [CS_MSG_REPLAY] = { "replay", B (CS_F_REQ),
         B (CS_F_ALL) | B (CS_F_IDS) | B (CS_F_EMAIL) | B (CS_F_DEV) },
+    [CS_MSG_APPROVE] = { "approve", B (CS_F_REQ) | B (CS_F_COUNT), 0 },
 };
 
 struct _cs_msg_t {

@@ -19,6 +19,7 @@
  *   event        differ   -> auditor  one audited event, with its outbox seq
  *   ack          auditor  -> differ   every event up to seq is stored
  *   replay       auditor  -> differ   re-send the current state of failed targets
+ *   approve      auditor  -> differ   send the revocations the guard holds back
  */
 #ifndef CS_MSG_H
 #define CS_MSG_H
@@ -46,6 +47,7 @@ typedef enum {
     CS_MSG_EVENT,
     CS_MSG_ACK,
     CS_MSG_REPLAY,
+    CS_MSG_APPROVE,
     CS_MSG_TYPE_COUNT
 } cs_msg_type_t;
 
@@ -86,7 +88,7 @@ typedef enum {
     CS_F_PREV_BEGIN,    /* pb     time   the validity before a change */
     CS_F_PREV_END,      /* pe     time */
     CS_F_ALL,           /* all    bool   replay every failed target */
-    CS_F_REQ,           /* req    uint   replay request id */
+    CS_F_REQ,           /* req    uint   an operator's request id (replay, approve) */
     CS_F_ROLES,         /* roles  [[role int, start day, end day], ...] */
     CS_F_IDS,           /* ids    [uint, ...] */
     CS_F_COUNT_FIELDS

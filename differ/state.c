@@ -47,6 +47,9 @@ static const char *SCHEMA [] = {
     "INSERT INTO meta VALUES ('acked', 0), ('cycle', 0), ('guard', 0);",
     /* 2: a device is planned for only once it has been scanned */
     "CREATE TABLE scanned (device TEXT PRIMARY KEY, ts INTEGER NOT NULL);",
+    /* 3: the revocations a tripped guard holds back, for the operator to see */
+    "CREATE TABLE held (device TEXT NOT NULL, employee_no TEXT NOT NULL, email TEXT,"
+    "  begin_time TEXT, end_time TEXT, PRIMARY KEY (device, employee_no));",
 };
 
 struct _cs_state_t {
@@ -214,7 +217,7 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
     zhashx_set_destructor (s->map, free_string);
     s->db = cs_db_open (path, error, error_size);
     int ok = s->db != NULL;         /* cs_db_open wrote the reason */
-    if (ok && cs_db_migrate (s->db, SCHEMA, 2) != 0) {
+    if (ok && cs_db_migrate (s->db, SCHEMA, 3) != 0) {
         snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
         ok = 0;
     }
@@ -633,6 +636,30 @@ record_command (cs_state_t *s, const plan_t *c)
     return cs_db_step_done (s->db, st);
 }
 
+/* Lists the revocations a tripped guard holds back, for `auditor approve`. */
+static int
+hold (cs_state_t *s, const plans_t *pl)
+{
+    if (cs_db_exec (s->db, "DELETE FROM held") != 0)
+        return -1;
+    for (size_t i = 0; i < pl->count; i++) {
+        const plan_t *c = &pl->items [i];
+        if (!c->revoke)
+            continue;
+        sqlite3_stmt *st = cs_db_stmt (s->db, "INSERT OR REPLACE INTO held VALUES (?1, ?2, ?3, ?4, ?5)");
+        if (!st)
+            return -1;
+        sqlite3_bind_text (st, 1, c->device, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, c->no, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 3, c->email, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 4, c->pb, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 5, c->pe, -1, SQLITE_STATIC);
+        if (cs_db_step_done (s->db, st) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* Compares desired and actual for every member and device, and records a
  * command for each difference (or, with --dry-run, an event). */
 static int
@@ -686,7 +713,12 @@ plan (cs_state_t *s)
     size_t by_percent = members * (size_t) s->cfg->sync.guard_max_percent / 100;
     if (by_percent > limit)
         limit = by_percent;
-    int tripped = revocations > limit && meta_int (s, "guard_approved") < (int64_t) revocations;
+    /* an operator's approval covers up to the count they saw, until the
+     * revocations are back within the guard */
+    int64_t approved = meta_int (s, "guard_approved");
+    int tripped = revocations > limit && approved < (int64_t) revocations;
+    if (revocations <= limit && approved)
+        set_meta (s, "guard_approved", 0);
     if (tripped) {
         char key [32];
         snprintf (key, sizeof key, "%zu", revocations);
@@ -702,9 +734,11 @@ plan (cs_state_t *s)
             cs_log (s->log, CS_LOG_WARN, "guard_tripped", "revocations", key, NULL);
         }
         set_meta (s, "guard", (int64_t) revocations);
+        rc = hold (s, &pl);
     }
     else if (meta_int (s, "guard") != 0) {
         set_meta (s, "guard", 0);
+        rc = cs_db_exec (s->db, "DELETE FROM held");
         cs_msg_t *ev = event ("guard");
         cs_msg_set_str (ev, CS_F_STATE, "cleared");
         cs_msg_set_int (ev, CS_F_COUNT, (int64_t) revocations);
@@ -1190,6 +1224,36 @@ on_replay (cs_state_t *s, const cs_msg_t *m)
     return rc;
 }
 
+/* An operator approves the revocations the guard holds back: exactly the
+ * count `auditor approve` showed, or nothing (the list has changed since). */
+static int
+on_approve (cs_state_t *s, const cs_msg_t *m)
+{
+    int64_t held = meta_int (s, "guard");
+    int64_t seen = cs_msg_int (m, CS_F_COUNT);
+    cs_msg_t *ev = event ("guard");
+    cs_msg_set_int (ev, CS_F_REQ, cs_msg_int (m, CS_F_REQ));
+    cs_msg_set_int (ev, CS_F_COUNT, held);
+    char msg [200];
+    if (held == 0 || held != seen) {
+        snprintf (msg, sizeof msg, held ? "not approved: %lld revocations are held now, not the "
+                  "%lld shown; look again" : "not approved: the guard is clear, nothing is held",
+                  (long long) held, (long long) seen);
+        cs_msg_set_str (ev, CS_F_STATE, "stale");
+        cs_msg_set_str (ev, CS_F_MSG, msg);
+        return emit (s, ev);
+    }
+    snprintf (msg, sizeof msg, "an operator approved %lld revocations", (long long) held);
+    cs_msg_set_str (ev, CS_F_STATE, "approved");
+    cs_msg_set_str (ev, CS_F_MSG, msg);
+    char count [32];
+    snprintf (count, sizeof count, "%lld", (long long) held);
+    cs_log (s->log, CS_LOG_WARN, "guard_approved", "revocations", count, NULL);
+    if (emit (s, ev) != 0 || set_meta (s, "guard_approved", held) != 0)
+        return -1;
+    return plan (s);
+}
+
 typedef struct {
     cs_state_t *s;
     cs_msg_t **msgs;
@@ -1230,6 +1294,7 @@ apply_batch (cs_db_t *db, void *arg)
             case CS_MSG_HEALTH: rc = on_health (s, m); break;
             case CS_MSG_ACK: rc = on_ack (s, m); break;
             case CS_MSG_REPLAY: rc = on_replay (s, m); break;
+            case CS_MSG_APPROVE: rc = on_approve (s, m); break;
             default:
                 cs_log (s->log, CS_LOG_WARN, "unexpected_message", "type",
                         cs_msg_type_name (cs_msg_type (m)), NULL);

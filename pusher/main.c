@@ -9,6 +9,7 @@
 #include "pusher/isapi.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -670,29 +671,62 @@ take_command (pusher_t *p, cs_msg_t *m)
     enqueue (d, t, 0);
 }
 
+/* One GET on c for --check; fills x and o. */
+static void
+check_get (CURL *c, const char *base, const char *path, xfer_t *x, cs_outcome_t *o)
+{
+    free (x->resp);
+    memset (x, 0, sizeof *x);
+    char url [1200];
+    snprintf (url, sizeof url, "%s%s", base, path);
+    curl_easy_setopt (c, CURLOPT_URL, url);
+    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt (c, CURLOPT_ERRORBUFFER, x->errbuf);
+    CURLcode rc = curl_easy_perform (c);
+    long http = 0;
+    curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &http);
+    cs_isapi_classify (rc == CURLE_OK ? NULL : x->errbuf, http, x->resp, x->len, x->challenged, o);
+}
+
+/* An integer at obj.key in a JSON body, or -1. */
+static long long
+json_number (const char *body, const char *obj, const char *key)
+{
+    json_t *j = body ? json_loads (body, 0, NULL) : NULL;
+    json_t *v = json_object_get (json_object_get (j, obj), key);
+    long long n = json_is_integer (v) ? (long long) json_integer_value (v) : -1;
+    json_decref (j);
+    return n;
+}
+
+static const char *
+check_fix (cs_outcome_class_t cls)
+{
+    return cls == CS_OUT_AUTH ? "check the username and the device's password "
+                                "(CARDSYNC_DEVICE_<NAME>_PASSWORD); do not retry blindly: "
+                                "the device locks after 5 failures"
+         : cls == CS_OUT_LOCKED ? "wait for the device to unlock, then fix the password"
+         : cls == CS_OUT_TRANSIENT ? "check the url, the network, TLS (ca_file, pinned_pubkey) "
+                                     "and that the device is on"
+         : "the account needs the access-control (person management) right; see the device's answer";
+}
+
 static int
 check_devices (pusher_t *p)
 {
-    /* one request per device: deviceInfo, which also proves the login */
+    /* deviceInfo first: it proves the login with one attempt; the rest
+     * reuse the same connection and Digest nonce */
     int failures = 0;
     for (size_t i = 0; i < p->device_count; i++) {
         device_t *d = &p->devices [i];
         CURL *c = new_handle (d->cfg);
         xfer_t x;
         memset (&x, 0, sizeof x);
-        char url [1024];
-        snprintf (url, sizeof url, "%s/ISAPI/System/deviceInfo", d->cfg->url);
-        curl_easy_setopt (c, CURLOPT_URL, url);
-        curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
-        curl_easy_setopt (c, CURLOPT_WRITEDATA, &x);
-        curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
-        curl_easy_setopt (c, CURLOPT_HEADERDATA, &x);
-        curl_easy_setopt (c, CURLOPT_ERRORBUFFER, x.errbuf);
-        CURLcode rc = curl_easy_perform (c);
-        long http = 0;
-        curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &http);
         cs_outcome_t o;
-        cs_isapi_classify (rc == CURLE_OK ? NULL : x.errbuf, http, x.resp, x.len, x.challenged, &o);
+        check_get (c, d->cfg->url, "/ISAPI/System/deviceInfo", &x, &o);
         if (o.cls == CS_OUT_OK) {
             char model [64] = "?", fw [64] = "?";
             const char *m = x.resp ? strstr (x.resp, "<model>") : NULL;
@@ -701,17 +735,32 @@ check_devices (pusher_t *p)
             const char *f = x.resp ? strstr (x.resp, "<firmwareVersion>") : NULL;
             if (f)
                 snprintf (fw, sizeof fw, "%.*s", (int) strcspn (f + 17, "<"), f + 17);
-            printf ("device %s at %s: OK (%s, firmware %s)\n", d->cfg->name, d->cfg->url, model, fw);
+            printf ("device %s at %s: reached, logged in (%s, firmware %s)\n", d->cfg->name,
+                    d->cfg->url, model, fw);
+            cs_outcome_clear (&o);
+            check_get (c, d->cfg->url, "/ISAPI/AccessControl/UserInfo/capabilities?format=json", &x, &o);
+            long long cap = o.cls == CS_OUT_OK ? json_number (x.resp, "UserInfo", "maxRecordNum") : -1;
+            if (o.cls != CS_OUT_OK) {
+                failures++;
+                printf ("  person capabilities: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls));
+            }
+            cs_outcome_clear (&o);
+            check_get (c, d->cfg->url, "/ISAPI/AccessControl/UserInfo/Count?format=json", &x, &o);
+            long long users = o.cls == CS_OUT_OK ? json_number (x.resp, "UserInfoCount", "userNumber") : -1;
+            if (o.cls != CS_OUT_OK) {
+                failures++;
+                printf ("  person count: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls));
+            }
+            else if (cap > 0)
+                printf ("  persons: %lld of %lld (%lld%% of the device's capacity)\n", users, cap,
+                        users * 100 / cap);
+            else
+                printf ("  persons: %lld (capacity not reported)\n", users);
         }
         else {
             failures++;
             printf ("device %s at %s: FAILED: %s\n  fix: %s\n", d->cfg->name, d->cfg->url, o.msg,
-                    o.cls == CS_OUT_AUTH ? "check the username and the device's password "
-                                           "(CARDSYNC_DEVICE_<NAME>_PASSWORD); do not retry "
-                                           "blindly: the device locks after 5 failures"
-                    : o.cls == CS_OUT_LOCKED ? "wait for the device to unlock, then fix the password"
-                    : o.cls == CS_OUT_TRANSIENT ? "check the url, the network and that the device is on"
-                    : "see the device's answer above");
+                    check_fix (o.cls));
         }
         cs_outcome_clear (&o);
         free (x.resp);

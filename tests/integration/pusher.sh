@@ -43,6 +43,17 @@ run_dir = $CS_TMP/run
 state_dir = $CS_TMP/state
 INI
 
+# --- --check: one login per device, capabilities and counts, a verdict -----------------
+run "$(cs_bin pusher)" --config "$CS_TMP/cardsync.ini" --check
+expect_rc 0 "--check"
+expect_out "device door1 at ${DEV_URL[door1]}: reached, logged in" "--check reaches door1"
+expect_out "persons: 3 of 1500 (0% of the device" "--check counts door1's persons against its capacity"
+expect_out "verdict: OK" "--check verdict"
+sed "s#${DEV_URL[door2]}#http://127.0.0.1:9#" "$CS_TMP/cardsync.ini" > "$CS_TMP/down.ini"
+run "$(cs_bin pusher)" --config "$CS_TMP/down.ini" --check
+expect_rc 69 "--check with a device that does not answer"
+expect_out "fix: check the url, the network" "--check says what to fix when unreachable"
+
 "$CS_BIN/msgdump" --bind "ipc://$CS_TMP/run/differ.in" --count 100000 --timeout 120 > "$CS_TMP/msgs" &
 _pids+=($!)
 "$CS_BIN/cardsync-pusher" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/pusher.log" 2>&1 &
@@ -137,9 +148,11 @@ check "door1 unaffected" bash -c "$CTL stats door1 | python3 -c 'import json,sys
 # --- --check ---------------------------------------------------------------------------------------
 run "$(cs_bin pusher)" --config "$CS_TMP/cardsync.ini" --check
 expect_rc 69 "--check with one bad device"
-expect_out "device door1 at ${DEV_URL[door1]}: OK (DS-K1T342MFX-E1, firmware V4.38.0)" "--check door1"
+expect_out "device door1 at ${DEV_URL[door1]}: reached, logged in (DS-K1T342MFX-E1, firmware V4.38.0)" "--check door1"
 expect_out "device door2 at ${DEV_URL[door2]}: FAILED: login refused: wrong username or password" "--check door2"
 expect_out "verdict: FAILED" "--check verdict"
+expect_out "fix: check the username and the device's password" "--check says what to fix"
+check "--check made one login attempt on the bad device, no lockout" bash -c "$CTL stats door2 | python3 -c 'import json,sys; j=json.load(sys.stdin); assert (j[\"bad_logins\"], j[\"lockouts\"]) == (2, 0), j'"
 
 # --- SIGTERM -------------------------------------------------------------------------------------
 kill -TERM $pusher

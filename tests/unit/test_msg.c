@@ -137,7 +137,8 @@ TEST (every_type_round_trips)
     cs_msg_destroy (&m);
     /* the small ones */
     static const cs_msg_type_t small [] = { CS_MSG_ACK, CS_MSG_CYCLE_BEGIN, CS_MSG_SCAN_BEGIN,
-                                            CS_MSG_SCAN_END, CS_MSG_COMMAND, CS_MSG_HEALTH };
+                                            CS_MSG_SCAN_END, CS_MSG_COMMAND, CS_MSG_HEALTH,
+                                            CS_MSG_APPROVE };
     for (size_t i = 0; i < sizeof small / sizeof *small; i++) {
         m = cs_msg_new (small [i]);
         cs_msg_set_int (m, CS_F_SEQ, 1);
@@ -150,6 +151,7 @@ TEST (every_type_round_trips)
         cs_msg_set_int (m, CS_F_ID, 1);
         cs_msg_set_str (m, CS_F_OP, "scan");
         cs_msg_set_str (m, CS_F_STATE, "ok");
+        cs_msg_set_int (m, CS_F_REQ, 1);
         c = round_trip (m);
         CHECK (c && cs_msg_type (c) == small [i]);
         CHECK_STR (cs_msg_type_name (small [i]), cs_msg_type_name (cs_msg_type (c)));
