@@ -1,4 +1,4 @@
-/* The operator commands that read the state: failed, status, history, replay. */
+/* The operator commands that read the state: failed, status, history, replay, approve. */
 #ifndef CS_COMMANDS_H
 #define CS_COMMANDS_H
 
@@ -8,5 +8,6 @@ int cs_cmd_failed (const cs_config_t *cfg, int argc, const char **argv);
 int cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv);
 int cs_cmd_history (const cs_config_t *cfg, int argc, const char **argv);
 int cs_cmd_replay (const cs_config_t *cfg, int argc, const char **argv);
+int cs_cmd_approve (const cs_config_t *cfg, int argc, const char **argv);
 
 #endif

@@ -16,7 +16,7 @@
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-auditor",
     .summary = "Records every event, streams it to operators, and serves the operator commands.",
-    .usage = "[--config FILE] [options] [tail|failed|replay|status|history ...]",
+    .usage = "[--config FILE] [options] [tail|failed|replay|status|history|approve ...]",
     .more_help = "Without a command it runs the auditor. Commands:\n"
                  "  tail [-f] [-n N] [--since SEQ|TIME] [--json] [--email E] [--device D] [--type T]\n"
                  "        the audit, then with -f the live stream\n"
@@ -24,7 +24,8 @@ static const cs_cli_spec_t s_spec = {
                  "  replay (--all | ID... | --email E | --device D)\n"
                  "        send the current desired state of failed targets again\n"
                  "  status                   last export, targets by state, devices, guard\n"
-                 "  history EMAIL            everything the audit holds about one member\n\n"
+                 "  history EMAIL            everything the audit holds about one member\n"
+                 "  approve [--yes]          show what a tripped guard holds back; send it once confirmed\n\n"
                  "audit.db lives in [pipeline] state_dir; its tables event, sync_history and\n"
                  "sync_errors can be read with sqlite3 while the auditor runs.\n\n"
                  "example: cardsync-auditor --config /etc/cardsync/cardsync.ini tail -f",
@@ -111,9 +112,10 @@ main (int argc, char **argv)
         else if (!strcmp (cmd, "status")) rc = cs_cmd_status (cfg, n, rest);
         else if (!strcmp (cmd, "history")) rc = cs_cmd_history (cfg, n, rest);
         else if (!strcmp (cmd, "replay")) rc = cs_cmd_replay (cfg, n, rest);
+        else if (!strcmp (cmd, "approve")) rc = cs_cmd_approve (cfg, n, rest);
         else {
             fprintf (stderr, "cardsync-auditor: '%s' is not a command (tail, failed, status, "
-                     "history, replay); see --help\n", cmd);
+                     "history, replay, approve); see --help\n", cmd);
             rc = EX_USAGE;
         }
         cs_config_destroy (&cfg);

@@ -76,7 +76,9 @@ expect_out "1 failed" "and a count"
 run $AUD failed --json
 expect_out '"class":"invalid"' "failed --json"
 run $AUD status
-expect_rc 0 "auditor status"
+expect_rc 1 "auditor status exits 1: something needs attention"
+expect_out "attention:" "status lists what needs attention"
+expect_out "  - 1 failed target (cardsync-auditor failed; then replay)" "status: the failure needs attention"
 expect_out "members:       3 (3 with a usable e-mail)" "status: members"
 expect_out "1 failed" "status: targets"
 expect_out "door1        ok; last scan" "status: device health"
@@ -90,6 +92,20 @@ expect_rc 0 "auditor replay"
 expect_out "re-sent     door1    refused@example.se (command" "replay says what it re-sent"
 wait_is "the replay applies the current desired state" "$(DAY 60)T23:59:59" user 503 'u["Valid"]["endTime"]'
 wait_is "the failed queue is empty" "0" state "SELECT count(*) FROM failed"
+run $AUD status
+expect_rc 0 "auditor status exits 0 once all is well"
+expect_out "all well" "status says so"
+run $AUD status --json
+expect_rc 0 "status --json"
+check "status --json is one object with the counts" python3 -c "
+import json, sys
+j = json.loads(open('$_out').read())
+assert j['targets']['failed'] == 0 and j['members'] == 3 and j['attention'] == [], j
+assert j['devices'][0]['name'] == 'door1' and j['devices'][0]['health'] == 'ok' and j['devices'][0]['persons'] >= 3, j
+assert j['last_export']['result'] in ('full', 'incremental'), j
+"
+run $AUD status --bogus
+expect_rc 64 "status with a bad option"
 check "the replay is audited" test "$(audit "SELECT count(*) FROM event WHERE kind = 'replayed' AND email = 'refused@example.se' AND command_id > 0")" = 1
 run $AUD history refused@example.se
 expect_out "replayed" "history shows the replay"
