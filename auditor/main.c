@@ -1,12 +1,14 @@
 /* cardsync-auditor: records every event the differ sends in audit.db, exactly
  * once, acknowledges them, and publishes them live for `tail`. */
 #include "auditor/commands.h"
+#include "auditor/notify.h"
 #include "auditor/store.h"
 #include "auditor/tail.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/zmq.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@ static const cs_cli_spec_t s_spec = {
                  "  status                   last export, targets by state, devices, guard\n"
                  "  history EMAIL            everything the audit holds about one member\n"
                  "  approve [--yes]          show what a tripped guard holds back; send it once confirmed\n\n"
+                 "With [notify] smtp_url set, it mails a digest of new failures, a tripped\n"
+                 "guard, a paused device and failing exports, at most once per batch_interval.\n\n"
                  "audit.db lives in [pipeline] state_dir; its tables event, sync_history and\n"
                  "sync_errors can be read with sqlite3 while the auditor runs.\n\n"
                  "example: cardsync-auditor --config /etc/cardsync/cardsync.ini tail -f",
@@ -35,6 +39,7 @@ typedef struct {
     const cs_config_t *cfg;
     cs_log_t *log;
     cs_audit_t *audit;
+    cs_notify_t *notify;        /* NULL without [notify] smtp_url */
     zsock_t *in;                /* events from the differ */
     zsock_t *acks;              /* acks to the differ */
     zsock_t *pub;               /* the live stream */
@@ -146,6 +151,8 @@ main (int argc, char **argv)
         cs_log (a.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
         goto done;
     }
+    curl_global_init (CURL_GLOBAL_DEFAULT);
+    a.notify = cs_notify_new (&cfg->notify, cs_audit_db (a.audit), a.log);
     char seq [32];
     snprintf (seq, sizeof seq, "%lld", (long long) cs_audit_contiguous (a.audit));
     cs_log (a.log, CS_LOG_INFO, "started", "db", path, "contiguous", seq, NULL);
@@ -160,6 +167,7 @@ main (int argc, char **argv)
             drain (&a);
         else if (a.acked != cs_audit_contiguous (a.audit))
             send_ack (&a);
+        cs_notify_tick (a.notify, zclock_time ());
         if (zclock_mono () >= next_expire) {
             long gone = cs_audit_expire (a.audit, cfg->auditor.retention_days, zclock_time ());
             if (gone > 0) {
@@ -178,8 +186,10 @@ done:
     zsock_destroy (&a.pub);
     zsock_destroy (&a.acks);
     cs_zmq_destroy (&zmq);
+    cs_notify_destroy (&a.notify);
     cs_audit_destroy (&a.audit);
     cs_log_destroy (&a.log);
     cs_config_destroy (&cfg);
+    curl_global_cleanup ();
     return rc;
 }

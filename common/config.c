@@ -48,7 +48,7 @@ static const char *s_keys [SEC_KINDS][MAX_KEYS] = {
                           "curve_clients_dir", "log_level", NULL },
     [SEC_AUDITOR]     = { "retention_days", NULL },
     [SEC_NOTIFY]      = { "smtp_url", "username", "password_file", "from", "to",
-                          "batch_interval", "export_alert_after", NULL },
+                          "batch_interval", "export_alert_after", "starttls", "ca_file", NULL },
 };
 
 typedef struct {
@@ -978,6 +978,8 @@ load_notify (parser_t *p, section_t *s, int secrets, cs_notify_config_t *c)
         return;
     }
     c->smtp_url = dup_or_oom (p, url.value);
+    get_bool (p, s, "starttls", 1, &c->starttls);
+    get_path (p, s, "ca_file", PATH_FILE, &c->ca_file);
     get_str (p, s, "username", NULL, 0, &c->username);
     get_secret (p, s, "CARDSYNC_SMTP_PASSWORD", (secrets & CS_SECRETS_SMTP) && c->username,
                 &c->password, &c->password_source, &c->password_file);
@@ -1155,7 +1157,7 @@ cs_config_destroy (cs_config_t **self_p)
     free (pl->auditor_in); free (pl->auditor_pub); free (pl->curve_cert);
     free (pl->curve_server_key); free (pl->curve_clients_dir); free (pl->log_level);
     cs_notify_config_t *n = &self->notify;
-    free (n->smtp_url); free (n->username); free_secret (n->password);
+    free (n->smtp_url); free (n->username); free_secret (n->password); free (n->ca_file);
     free (n->password_source); free (n->password_file); free (n->from);
     for (size_t i = 0; i < n->to_count; i++)
         free (n->to [i]);
@@ -1258,4 +1260,5 @@ cs_config_print (const cs_config_t *self, FILE *out)
     fputc ('\n', out);
     print_duration (out, "batch_interval", n->batch_interval);
     print_duration (out, "export_alert_after", n->export_alert_after);
+    fprintf (out, "starttls = %s\nca_file = %s\n", n->starttls ? "true" : "false", STR (n->ca_file));
 }

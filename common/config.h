@@ -104,6 +104,8 @@ typedef struct {
     size_t to_count;
     int batch_interval;         /* seconds */
     int export_alert_after;     /* seconds of failing exports before a mail */
+    int starttls;               /* smtp:// must upgrade to TLS (default) */
+    char *ca_file;
 } cs_notify_config_t;
 
 typedef struct {

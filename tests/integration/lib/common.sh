@@ -103,6 +103,19 @@ start_isapi_sim () {
     export ISAPI_SIM_CONTROL=http://127.0.0.1:$(sed -n ${i}p "$pf")
 }
 
+# start_smtp_sink ARGS...: tests/sim/smtp_sink.py; mails land in $CS_TMP/mail.
+# Sets SMTP_PORT (pass --port N to reuse one) and SMTP_PID.
+start_smtp_sink () {
+    local pf=$CS_TMP/smtp.port
+    rm -f "$pf"
+    python3 tests/sim/smtp_sink.py --dir "$CS_TMP/mail" --port-file "$pf" "$@" \
+        >>"$CS_TMP/smtp-sink.log" 2>&1 &
+    SMTP_PID=$!
+    _pids+=($SMTP_PID)
+    _wait_file "$pf" 1 || { cat "$CS_TMP/smtp-sink.log"; exit 1; }
+    SMTP_PORT=$(cat "$pf")
+}
+
 # check NAME COMMAND...: an expectation that is a command's success.
 check () {
     local name=$1
