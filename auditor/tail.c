@@ -1,6 +1,7 @@
 #include "auditor/tail.h"
 #include "common/cli.h"
 #include "common/db.h"
+#include "common/email.h"
 #include "common/zmq.h"
 
 #include <jansson.h>
@@ -25,8 +26,10 @@ typedef struct {
 static const char *USAGE =
     "usage: cardsync-auditor [--config FILE] tail [-f] [-n N] [--since SEQ|TIME] [--json]\n"
     "                        [--email E] [--device D] [--type KIND]\n"
-    "The last N events (default 20), then with -f the live stream.\n"
-    "TIME is YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (local time).\n"
+    "The last N events (default 20), then with -f the live stream: each event once,\n"
+    "in order, across the switch. --since starts at event SEQ (the first column) or\n"
+    "at TIME, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (local time). --json prints one JSON\n"
+    "object a line; colour only on a terminal (and never with NO_COLOR set).\n"
     "example: cardsync-auditor tail -f --device door1 --type failed\n";
 
 static int
@@ -109,8 +112,8 @@ parse_since (const char *text, int64_t *seq, int64_t *ts_ms)
 {
     char *end;
     long long n = strtoll (text, &end, 10);
-    if (*text && !*end) {
-        *seq = n;
+    if (*text && !*end && n > 0) {
+        *seq = n - 1;           /* from SEQ on: everything after SEQ - 1 */
         return 0;
     }
     struct tm tm;
@@ -125,25 +128,34 @@ parse_since (const char *text, int64_t *seq, int64_t *ts_ms)
     return 0;
 }
 
-/* Prints stored events with seq > after (and ts >= ts_ms), the last `lines`
- * of them if lines > 0. */
+/* Prints stored events with seq > after (and ts >= ts_ms): all of them if
+ * lines is 0, the last `lines` if it is positive, none if it is negative. */
 static int
 history (tail_t *t, cs_db_t *db, int64_t after, int64_t ts_ms, long lines)
 {
-    sqlite3_stmt *st = cs_db_stmt (db, lines > 0
-        ? "SELECT body FROM (SELECT seq, body FROM event WHERE seq > ?1 AND ts >= ?2 "
+    /* the upper end first: an event stored while this runs is left for the
+     * live stream (or the next gap fill), never counted as seen unprinted */
+    sqlite3_stmt *st = cs_db_stmt (db, "SELECT coalesce (max (seq), 0) FROM event");
+    int64_t top = 0;
+    if (st && sqlite3_step (st) == SQLITE_ROW)
+        top = sqlite3_column_int64 (st, 0);
+    if (st)
+        sqlite3_reset (st);
+    st = cs_db_stmt (db, lines != 0
+        ? "SELECT body FROM (SELECT seq, body FROM event WHERE seq > ?1 AND seq <= ?7 AND ts >= ?2 "
           "AND (?3 IS NULL OR email = ?3) AND (?4 IS NULL OR device = ?4) AND (?5 IS NULL OR kind = ?5) "
           "ORDER BY seq DESC LIMIT ?6) ORDER BY seq"
-        : "SELECT body FROM event WHERE seq > ?1 AND ts >= ?2 ORDER BY seq");
+        : "SELECT body FROM event WHERE seq > ?1 AND seq <= ?7 AND ts >= ?2 ORDER BY seq");
     if (!st)
         return -1;
     sqlite3_bind_int64 (st, 1, after);
     sqlite3_bind_int64 (st, 2, ts_ms);
-    if (lines > 0) {
+    sqlite3_bind_int64 (st, 7, top);
+    if (lines != 0) {
         if (t->email) sqlite3_bind_text (st, 3, t->email, -1, SQLITE_STATIC);
         if (t->device) sqlite3_bind_text (st, 4, t->device, -1, SQLITE_STATIC);
         if (t->type) sqlite3_bind_text (st, 5, t->type, -1, SQLITE_STATIC);
-        sqlite3_bind_int64 (st, 6, lines);
+        sqlite3_bind_int64 (st, 6, lines > 0 ? lines : 0);
     }
     while (sqlite3_step (st) == SQLITE_ROW) {
         const char *raw = (const char *) sqlite3_column_text (st, 0);
@@ -153,12 +165,9 @@ history (tail_t *t, cs_db_t *db, int64_t after, int64_t ts_ms, long lines)
         json_decref (e);
     }
     sqlite3_reset (st);
-    /* what was skipped by the filters still counts as seen */
-    st = cs_db_stmt (db, "SELECT coalesce (max (seq), 0) FROM event");
-    if (st && sqlite3_step (st) == SQLITE_ROW && lines > 0 && sqlite3_column_int64 (st, 0) > t->last)
-        t->last = sqlite3_column_int64 (st, 0);
-    if (st)
-        sqlite3_reset (st);
+    /* what the filters left out up to top still counts as seen */
+    if (lines != 0 && top > t->last)
+        t->last = top;
     return 0;
 }
 
@@ -169,14 +178,32 @@ cs_tail_run (const cs_config_t *cfg, int argc, const char **argv)
     memset (&t, 0, sizeof t);
     t.lines = 20;
     int64_t since_ts = 0;
+    char email [CS_EMAIL_MAX + 1];
     for (int i = 0; i < argc; i++) {
         const char *a = argv [i];
         const char *v = i + 1 < argc ? argv [i + 1] : NULL;
         if (!strcmp (a, "-f") || !strcmp (a, "--follow")) t.follow = 1;
         else if (!strcmp (a, "--json")) t.json = 1;
         else if (!strcmp (a, "-h") || !strcmp (a, "--help")) { printf ("%s", USAGE); return 0; }
-        else if (v && !strcmp (a, "-n")) { t.lines = strtol (v, NULL, 10); i++; }
-        else if (v && !strcmp (a, "--email")) { t.email = v; i++; }
+        else if (v && !strcmp (a, "-n")) {
+            char *end;
+            t.lines = strtol (v, &end, 10);
+            if (!*v || *end || t.lines < 0) {
+                fprintf (stderr, "cardsync-auditor tail: -n wants a number of events, not '%s'\n", v);
+                return EX_USAGE;
+            }
+            if (t.lines == 0)
+                t.lines = -1;   /* none from the history */
+            i++;
+        }
+        else if (v && !strcmp (a, "--email")) {
+            if (cs_email_normalize (v, email) != CS_EMAIL_OK) {
+                fprintf (stderr, "cardsync-auditor tail: --email wants an e-mail address, not '%s'\n", v);
+                return EX_USAGE;
+            }
+            t.email = email;
+            i++;
+        }
         else if (v && !strcmp (a, "--device")) { t.device = v; i++; }
         else if (v && !strcmp (a, "--type")) { t.type = v; i++; }
         else if (v && !strcmp (a, "--since")) {
@@ -219,12 +246,10 @@ cs_tail_run (const cs_config_t *cfg, int argc, const char **argv)
     t.last = t.since;
     if (db)
         history (&t, db, t.since, since_ts, t.lines);
+    zpoller_t *poller = t.follow ? zpoller_new (sub, NULL) : NULL;
     while (t.follow && !cs_zmq_interrupted ()) {
-        zpoller_t *poller = zpoller_new (sub, NULL);
         zsock_t *which = zpoller_wait (poller, 1000);
-        int stop = zpoller_terminated (poller);
-        zpoller_destroy (&poller);
-        if (stop)
+        if (zpoller_terminated (poller))
             break;
         if (!which)
             continue;
@@ -249,6 +274,7 @@ cs_tail_run (const cs_config_t *cfg, int argc, const char **argv)
         free (raw);
         cs_msg_destroy (&m);
     }
+    zpoller_destroy (&poller);
     cs_db_destroy (&db);
     zsock_destroy (&sub);
     cs_zmq_destroy (&zmq);
