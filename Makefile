@@ -22,7 +22,7 @@ endif
 
 CC      ?= cc
 PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih
-TOOLS   := supervisord valgrind python3 curl sqlite3
+TOOLS   := supervisord valgrind python3 curl sqlite3 systemd-analyze
 
 # A missing library means a fresh machine: install what is missing, once, and say so.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
@@ -65,7 +65,7 @@ SIM_LIB    := $(OUT)/tests/sim/simhttp.o
 SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd gnutls)
 SIM_LIBS   := $(shell pkg-config --libs libmicrohttpd gnutls) -lpthread
 
-.PHONY: all check memcheck asan run bench demo clean tests sims
+.PHONY: all check memcheck asan run bench demo install clean tests sims
 # keep the objects make would otherwise delete as intermediates
 .SECONDARY:
 all: $(BINS)
@@ -131,7 +131,18 @@ run: $(BINS) $(SIM_BINS)
 bench: $(BINS) $(SIM_BINS)
 	@scripts/bench
 
-demo: run
+demo: $(BINS) $(SIM_BINS)
+	@scripts/demo
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the programs, the systemd units
+# (pointing at PREFIX) and the example config; see README, "Install".
+PREFIX ?= /usr/local
+install: $(BINS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/cardsync
+	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
+	for u in scripts/systemd/*; do \
+	    sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' $$u > $(DESTDIR)/etc/systemd/system/$$(basename $$u); done
+	install -m 644 cardsync.ini.example $(DESTDIR)/etc/cardsync/cardsync.ini.example
 
 clean:
 	rm -rf build bin

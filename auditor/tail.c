@@ -99,6 +99,9 @@ print_event (tail_t *t, json_t *e, const char *raw)
                   (long long) json_integer_value (json_object_get (e, "n")),
                   !strcmp (kind, "scan") ? "persons" : !strcmp (kind, "guard") ? "revocations" : "members",
                   *str (e, "msg") ? ": " : "", str (e, "msg"));
+    else if (!strcmp (kind, "replayed"))
+        snprintf (what, sizeof what, "re-sent as command %lld",
+                  (long long) json_integer_value (json_object_get (e, "id")));
     else if (!strcmp (kind, "health"))
         snprintf (what, sizeof what, "%s%s%s", str (e, "state"), *str (e, "msg") ? ": " : "", str (e, "msg"));
     else

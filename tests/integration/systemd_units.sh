@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# scripts/systemd: systemd-analyze finds nothing wrong with the units (with
+# the binaries where the units expect them), every program of the group has a
+# unit that the target pulls in, and each unit's command line is one its
+# program accepts.
+set -u
+. "$(dirname "$0")/lib/common.sh"
+
+units=$CS_TMP/units
+mkdir -p "$units"
+for f in scripts/systemd/*; do
+    sed -e "s#/usr/local/bin/#$CS_BIN/#g" -e "s#/etc/cardsync/cardsync.ini#$PWD/cardsync.ini.example#g" "$f" \
+        > "$units/$(basename "$f")"
+done
+run systemd-analyze verify --man=no "$units"/cardsync.target "$units"/cardsync-*.service
+expect_rc 0 "systemd-analyze verify"
+check "and it has nothing to say" test ! -s "$_err"
+[ -s "$_err" ] && cat "$_err"
+for prog in producer differ pusher auditor; do
+    unit=$units/cardsync-$prog.service
+    check "$prog has a unit" test -f "$unit"
+    check "the target wants $prog" grep -q "cardsync-$prog.service" "$units/cardsync.target"
+    check "$prog stops with the target" grep -qx "PartOf=cardsync.target" "$unit"
+    check "$prog: config errors are not restarted in a loop" grep -qx "RestartPreventExitStatus=78" "$unit"
+    for key in ExecStartPre ExecStart; do
+        cmd=$(sed -n "s/^$key=//p" "$unit")
+        if [ $key = ExecStart ]; then cmd="$cmd --check-config"; fi
+        run env CARDSYNC_CARDSKIPPER_PASSWORD=x CARDSYNC_DEVICE_DOOR1_PASSWORD=x CARDSYNC_DEVICE_DOOR2_PASSWORD=x $cmd
+        expect_rc 0 "$prog's $key is a command line it accepts"
+    done
+done
+finish
