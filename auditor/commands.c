@@ -175,12 +175,14 @@ gather_status (const cs_config_t *cfg, cs_db_t *state, cs_db_t *audit)
                                       "WHERE state = 'pending'");
     int64_t failed = one_int (state, "SELECT count (*) FROM failed");
     int64_t unmatched = one_int (state, "SELECT count (*) FROM notice WHERE kind = 'unmatched'");
-    int64_t in_sync = matched - pending - failed > 0 ? matched - pending - failed : 0;
+    int64_t held = one_int (state, "SELECT count (*) FROM held");
+    int64_t in_sync = matched - pending - failed - held > 0 ? matched - pending - failed - held : 0;
     json_object_set_new (j, "members", json_integer (members));
     json_object_set_new (j, "members_with_email", json_integer (usable));
-    json_object_set_new (j, "targets", json_pack ("{s:I, s:I, s:I, s:I, s:I}", "matched", (json_int_t) matched,
+    json_object_set_new (j, "targets", json_pack ("{s:I, s:I, s:I, s:I, s:I, s:I}", "matched", (json_int_t) matched,
                                                   "in_sync", (json_int_t) in_sync, "pending", (json_int_t) pending,
-                                                  "failed", (json_int_t) failed, "unmatched", (json_int_t) unmatched));
+                                                  "failed", (json_int_t) failed, "held", (json_int_t) held,
+                                                  "unmatched", (json_int_t) unmatched));
     if (failed)
         attention (need, "%lld failed target%s (cardsync-auditor failed; then replay)", (long long) failed,
                    failed == 1 ? "" : "s");
@@ -279,8 +281,9 @@ cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv)
     else
         printf ("last export:   none yet\n");
     printf ("members:       %lld (%lld with a usable e-mail)\n", I (j, "members"), I (j, "members_with_email"));
-    printf ("targets:       %lld matched: %lld in sync, %lld pending, %lld failed; %lld unmatched\n",
-            I (t, "matched"), I (t, "in_sync"), I (t, "pending"), I (t, "failed"), I (t, "unmatched"));
+    printf ("targets:       %lld matched: %lld in sync, %lld pending, %lld failed, %lld held by the guard; "
+            "%lld unmatched\n", I (t, "matched"), I (t, "in_sync"), I (t, "pending"), I (t, "failed"),
+            I (t, "held"), I (t, "unmatched"));
     printf ("devices:\n");
     size_t i;
     json_t *d;

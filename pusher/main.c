@@ -703,11 +703,14 @@ json_number (const char *body, const char *obj, const char *key)
 }
 
 static const char *
-check_fix (cs_outcome_class_t cls)
+check_fix (cs_outcome_class_t cls, const char *device)
 {
-    return cls == CS_OUT_AUTH ? "check the username and the device's password "
-                                "(CARDSYNC_DEVICE_<NAME>_PASSWORD); do not retry blindly: "
-                                "the device locks after 5 failures"
+    static char auth [300];
+    char env [128];
+    cs_config_device_env (device, env, sizeof env);
+    snprintf (auth, sizeof auth, "check the username and the device's password (%s or "
+              "password_file); do not retry blindly: the device locks after 5 failures", env);
+    return cls == CS_OUT_AUTH ? auth
          : cls == CS_OUT_LOCKED ? "wait for the device to unlock, then fix the password"
          : cls == CS_OUT_TRANSIENT ? "check the url, the network, TLS (ca_file, pinned_pubkey) "
                                      "and that the device is on"
@@ -742,14 +745,14 @@ check_devices (pusher_t *p)
             long long cap = o.cls == CS_OUT_OK ? json_number (x.resp, "UserInfo", "maxRecordNum") : -1;
             if (o.cls != CS_OUT_OK) {
                 failures++;
-                printf ("  person capabilities: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls));
+                printf ("  person capabilities: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls, d->cfg->name));
             }
             cs_outcome_clear (&o);
             check_get (c, d->cfg->url, "/ISAPI/AccessControl/UserInfo/Count?format=json", &x, &o);
             long long users = o.cls == CS_OUT_OK ? json_number (x.resp, "UserInfoCount", "userNumber") : -1;
             if (o.cls != CS_OUT_OK) {
                 failures++;
-                printf ("  person count: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls));
+                printf ("  person count: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls, d->cfg->name));
             }
             else if (cap > 0)
                 printf ("  persons: %lld of %lld (%lld%% of the device's capacity)\n", users, cap,
@@ -760,7 +763,7 @@ check_devices (pusher_t *p)
         else {
             failures++;
             printf ("device %s at %s: FAILED: %s\n  fix: %s\n", d->cfg->name, d->cfg->url, o.msg,
-                    check_fix (o.cls));
+                    check_fix (o.cls, d->cfg->name));
         }
         cs_outcome_clear (&o);
         free (x.resp);
