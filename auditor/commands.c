@@ -30,6 +30,16 @@ open_existing (const cs_config_t *cfg, const char *name)
     return db;
 }
 
+/* A command's usage: on stdout when asked for with --help (exit 0), else on
+ * stderr (exit 64). */
+static int
+usage (const char *text, int argc, const char **argv)
+{
+    int asked = argc >= 1 && !strcmp (argv [0], "--help");
+    fputs (text, asked ? stdout : stderr);
+    return asked ? 0 : EX_USAGE;
+}
+
 static void
 when (int64_t ms, char out [32])
 {
@@ -51,10 +61,10 @@ cs_cmd_failed (const cs_config_t *cfg, int argc, const char **argv)
 {
     int json = argc > 0 && !strcmp (argv [0], "--json");
     if (argc > (json ? 1 : 0)) {
-        fprintf (stderr, "usage: cardsync-auditor failed [--json]\n"
+        const char *text = "usage: cardsync-auditor failed [--json]\n"
                  "The failed queue: what could not be written, with the device's own words.\n"
-                 "example: cardsync-auditor failed; then: cardsync-auditor replay --all\n");
-        return strcmp (argv [0], "--help") ? EX_USAGE : 0;
+                 "example: cardsync-auditor failed; then: cardsync-auditor replay --all\n";
+        return usage (text, argc, argv);
     }
     cs_db_t *db = open_existing (cfg, "state.db");
     if (!db)
@@ -248,13 +258,13 @@ cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv)
 {
     int json = argc == 1 && !strcmp (argv [0], "--json");
     if (argc > 1 || (argc == 1 && !json)) {
-        fprintf (stderr, "usage: cardsync-auditor status [--json]\n"
+        const char *text = "usage: cardsync-auditor status [--json]\n"
                  "The last export, members and targets by state, each device's health, the guard,\n"
                  "the events not yet in the audit. Exits 0 when all is well, 1 when something\n"
                  "needs attention (listed last), 69 when there is no state yet: usable as a\n"
                  "health check.\n"
-                 "example: cardsync-auditor status || mail -s 'cardsync needs attention' root\n");
-        return !strcmp (argv [0], "--help") ? 0 : EX_USAGE;
+                 "example: cardsync-auditor status || mail -s 'cardsync needs attention' root\n";
+        return usage (text, argc, argv);
     }
     cs_db_t *state = open_existing (cfg, "state.db");
     if (!state)
@@ -323,10 +333,10 @@ cs_cmd_history (const cs_config_t *cfg, int argc, const char **argv)
 {
     char email [CS_EMAIL_MAX + 1];
     if (argc < 1 || !strcmp (argv [0], "--help") || cs_email_normalize (argv [0], email) != CS_EMAIL_OK) {
-        fprintf (stderr, "usage: cardsync-auditor history EMAIL [--json]\n"
+        const char *text = "usage: cardsync-auditor history EMAIL [--json]\n"
                  "Everything the audit holds about one member.\n"
-                 "example: cardsync-auditor history asa.oberg@example.se\n");
-        return argc >= 1 && !strcmp (argv [0], "--help") ? 0 : EX_USAGE;
+                 "example: cardsync-auditor history asa.oberg@example.se\n";
+        return usage (text, argc, argv);
     }
     const char *args [8] = { "--email", email, "-n", "1000000" };
     int n = 4;
@@ -410,11 +420,11 @@ cs_cmd_replay (const cs_config_t *cfg, int argc, const char **argv)
         }
     }
     if (what <= 0) {
-        fprintf (stderr, "usage: cardsync-auditor replay (--all | ID... | --email E | --device D)\n"
+        const char *text = "usage: cardsync-auditor replay (--all | ID... | --email E | --device D)\n"
                  "Sends the current desired state of failed targets again (IDs from `failed`).\n"
-                 "example: cardsync-auditor replay --device door1\n");
+                 "example: cardsync-auditor replay --device door1\n";
         cs_msg_destroy (&m);
-        return argc == 1 && !strcmp (argv [0], "--help") ? 0 : EX_USAGE;
+        return usage (text, argc, argv);
     }
     cs_db_t *audit = ask_differ (cfg, "replay", m, req, "replay");
     cs_msg_destroy (&m);
@@ -445,11 +455,11 @@ cs_cmd_approve (const cs_config_t *cfg, int argc, const char **argv)
 {
     int yes = argc == 1 && !strcmp (argv [0], "--yes");
     if (argc > 1 || (argc == 1 && !yes)) {
-        fprintf (stderr, "usage: cardsync-auditor approve [--yes]\n"
+        const char *text = "usage: cardsync-auditor approve [--yes]\n"
                  "Shows the revocations a tripped guard holds back and, once confirmed, lets the\n"
                  "differ send them. --yes confirms without asking (for scripts).\n"
-                 "example: cardsync-auditor approve\n");
-        return !strcmp (argv [0], "--help") ? 0 : EX_USAGE;
+                 "example: cardsync-auditor approve\n";
+        return usage (text, argc, argv);
     }
     cs_db_t *state = open_existing (cfg, "state.db");
     if (!state)

@@ -27,6 +27,7 @@ for prog in producer differ pusher auditor; do
     expect_rc 0 "$prog --help"
     expect_out "usage: cardsync-$prog" "$prog --help"
     expect_out "--check-config" "$prog --help"
+    expect_out "example: cardsync-$prog" "$prog --help has an example"
 
     run "$bin" --version
     expect_rc 0 "$prog --version"
@@ -75,4 +76,13 @@ expect_out "[device door1]" "print-config"
 expect_no "example-cs" "print-config must not print secrets"
 expect_no "example-1" "print-config must not print secrets"
 
+# every operator command has its own --help, with an example
+for cmd in tail failed status history replay approve; do
+    run "$(cs_bin auditor)" --config cardsync.ini.example $cmd --help
+    expect_rc 0 "auditor $cmd --help"
+    expect_out "example: cardsync-auditor" "auditor $cmd --help has an example"
+done
+run "$(cs_bin auditor)" --config cardsync.ini.example frobnicate
+expect_rc 64 "an unknown auditor command"
+expect_err "'frobnicate' is not a command" "says so"
 finish
