@@ -65,12 +65,13 @@ drain (auditor_t *a)
     cs_msg_t *batch [BATCH];
     int inserted [BATCH];
     size_t n = 0;
-    while (n < BATCH && (zsock_events (a->in) & ZMQ_POLLIN)) {
+    while (n < BATCH) {
         cs_msg_error_t err;
-        cs_msg_t *m = cs_zmq_recv (a->in, &err);
+        cs_msg_t *m = cs_zmq_try_recv (a->in, &err);
         if (!m) {
-            if (err.code != CS_MSG_E_NONE)
-                cs_log (a->log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
+            if (err.code == CS_MSG_E_NONE)
+                break;          /* nothing more waiting */
+            cs_log (a->log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
             continue;
         }
         if (cs_msg_type (m) != CS_MSG_EVENT) {

@@ -216,6 +216,38 @@ cs_zmq_recv (zsock_t *sock, cs_msg_error_t *error)
     return m;
 }
 
+cs_msg_t *
+cs_zmq_try_recv (zsock_t *sock, cs_msg_error_t *error)
+{
+    cs_msg_error_t dummy;
+    if (!error)
+        error = &dummy;
+    memset (error, 0, sizeof *error);
+    void *handle = zsock_resolve (sock);
+    zmq_msg_t part;
+    zmq_msg_init (&part);
+    if (zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close (&part);
+        return NULL;
+    }
+    cs_msg_t *m = NULL;
+    if (zmq_msg_more (&part)) {
+        error->code = CS_MSG_E_TRAILING;
+        snprintf (error->text, sizeof error->text, "a message of more than one frame");
+        /* the rest is there already: the parts of a message arrive together */
+        while (zmq_msg_more (&part)) {
+            zmq_msg_close (&part);
+            zmq_msg_init (&part);
+            if (zmq_msg_recv (&part, handle, ZMQ_DONTWAIT) < 0)
+                break;
+        }
+    }
+    else
+        m = cs_msg_decode (zmq_msg_data (&part), zmq_msg_size (&part), error);
+    zmq_msg_close (&part);
+    return m;
+}
+
 int
 cs_zmq_interrupted (void)
 {

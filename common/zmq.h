@@ -41,6 +41,10 @@ int cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error);
  * several frames is a bad message. */
 cs_msg_t *cs_zmq_recv (zsock_t *sock, cs_msg_error_t *error);
 
+/* Like cs_zmq_recv without waiting: NULL with error->code CS_MSG_E_NONE when
+ * nothing is waiting. Cheaper than asking ZMQ_EVENTS before each message. */
+cs_msg_t *cs_zmq_try_recv (zsock_t *sock, cs_msg_error_t *error);
+
 /* True once SIGINT or SIGTERM has arrived. */
 int cs_zmq_interrupted (void);
 

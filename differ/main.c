@@ -134,13 +134,15 @@ main (int argc, char **argv)
         if (which) {
             cs_msg_t *batch [BATCH];
             size_t n = 0;
-            while (n < BATCH && (zsock_events (d.in) & ZMQ_POLLIN)) {
+            while (n < BATCH) {
                 cs_msg_error_t err;
-                cs_msg_t *m = cs_zmq_recv (d.in, &err);
+                cs_msg_t *m = cs_zmq_try_recv (d.in, &err);
                 if (m)
                     batch [n++] = m;
                 else if (err.code != CS_MSG_E_NONE)
                     cs_log (d.log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
+                else
+                    break;      /* nothing more waiting */
             }
             if (n && cs_state_apply (d.state, batch, n) != 0)
                 cs_log (d.log, CS_LOG_ERROR, "state_write_failed", "error",

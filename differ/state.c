@@ -50,6 +50,8 @@ static const char *SCHEMA [] = {
     /* 3: the revocations a tripped guard holds back, for the operator to see */
     "CREATE TABLE held (device TEXT NOT NULL, employee_no TEXT NOT NULL, email TEXT,"
     "  begin_time TEXT, end_time TEXT, PRIMARY KEY (device, employee_no));",
+    /* 4: shared e-mails are found from the index alone */
+    "DROP INDEX record_email; CREATE INDEX record_email ON record (email, omid);",
 };
 
 struct _cs_state_t {
@@ -217,7 +219,7 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
     zhashx_set_destructor (s->map, free_string);
     s->db = cs_db_open (path, error, error_size);
     int ok = s->db != NULL;         /* cs_db_open wrote the reason */
-    if (ok && cs_db_migrate (s->db, SCHEMA, 3) != 0) {
+    if (ok && cs_db_migrate (s->db, SCHEMA, 4) != 0) {
         snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
         ok = 0;
     }
@@ -674,24 +676,44 @@ plan (cs_state_t *s)
         rc = load_view (s, &views [i], &s->cfg->devices [i]);
     plans_t pl = { 0 };
     size_t members = 0;
-    /* one row per e-mail: the periods of every active record with it */
+    /* one plan per e-mail: most have one record, read in table order; the few
+     * shared by several records are merged first (the union of their periods) */
+    zhashx_t *shared = zhashx_new ();
     sqlite3_stmt *st = rc ? NULL : cs_db_stmt (s->db,
         "SELECT email, group_concat (CASE WHEN inactive THEN NULL ELSE roles END, ';'),"
-        " group_concat (omid, ','), max (first || ' ' || last) FROM record"
-        " WHERE email IS NOT NULL GROUP BY email");
-    if (!st)
+        " group_concat (omid, ','), max (first || ' ' || last) FROM"
+        " (SELECT * FROM record WHERE email IN (SELECT email FROM record WHERE email IS NOT NULL"
+        " GROUP BY email HAVING count (*) > 1) ORDER BY email, omid) GROUP BY email");
+    if (!st || !shared)
         rc = -1;
     while (rc == 0 && sqlite3_step (st) == SQLITE_ROW) {
         members++;
         const char *email = (const char *) sqlite3_column_text (st, 0);
-        const char *roles = (const char *) sqlite3_column_text (st, 1);
-        const char *omids = (const char *) sqlite3_column_text (st, 2);
-        const char *name = (const char *) sqlite3_column_text (st, 3);
+        zhashx_insert (shared, email, (void *) 1);
         for (size_t i = 0; i < ndev; i++)
-            plan_member (s, &views [i], &pl, email, roles, omids, name);
+            plan_member (s, &views [i], &pl, email, (const char *) sqlite3_column_text (st, 1),
+                         (const char *) sqlite3_column_text (st, 2),
+                         (const char *) sqlite3_column_text (st, 3));
     }
     if (st)
         sqlite3_reset (st);
+    st = rc ? NULL : cs_db_stmt (s->db, "SELECT email, CASE WHEN inactive THEN NULL ELSE roles END,"
+                                        " omid, first || ' ' || last FROM record WHERE email IS NOT NULL");
+    if (!st)
+        rc = -1;
+    while (rc == 0 && sqlite3_step (st) == SQLITE_ROW) {
+        const char *email = (const char *) sqlite3_column_text (st, 0);
+        if (zhashx_lookup (shared, email))
+            continue;
+        members++;
+        for (size_t i = 0; i < ndev; i++)
+            plan_member (s, &views [i], &pl, email, (const char *) sqlite3_column_text (st, 1),
+                         (const char *) sqlite3_column_text (st, 2),
+                         (const char *) sqlite3_column_text (st, 3));
+    }
+    if (st)
+        sqlite3_reset (st);
+    zhashx_destroy (&shared);
     /* matched persons whose member has left the export */
     st = rc ? NULL : cs_db_stmt (s->db, "SELECT i.email, i.device FROM identity i WHERE NOT EXISTS"
                                         " (SELECT 1 FROM record r WHERE r.email = i.email)");
@@ -866,8 +888,8 @@ report_duplicates (cs_state_t *s)
         cs_msg_t *ev = event ("duplicate");
         cs_msg_set_str (ev, CS_F_EMAIL, email);
         cs_msg_set_int (ev, CS_F_COUNT, sqlite3_column_int64 (st, 1));
-        cs_msg_set_str (ev, CS_F_MSG, "several members share this e-mail; the doors follow the "
-                                      "latest-ending membership");
+        cs_msg_set_str (ev, CS_F_MSG, "several members share this e-mail; the doors admit "
+                                      "for any of their memberships (the union of their periods)");
         emit (s, ev);
     }
     if (st)
@@ -908,12 +930,17 @@ on_cycle_end (cs_state_t *s, const cs_msg_t *m)
         return cs_db_exec (s->db, "DELETE FROM staging");
     }
     report_unusable (s);
-    const char *apply = full
-        ? "DELETE FROM record; INSERT INTO record SELECT * FROM staging; DELETE FROM staging;"
-        : "INSERT INTO record SELECT * FROM staging WHERE true ON CONFLICT (org, omid) DO UPDATE SET "
-          "email = excluded.email, raw_email = excluded.raw_email, first = excluded.first, "
-          "last = excluded.last, inactive = excluded.inactive, roles = excluded.roles; "
-          "DELETE FROM staging;";
+    /* only the rows that changed are written: a quiet cycle writes nothing */
+    if (full && cs_db_exec (s->db, "DELETE FROM record WHERE NOT EXISTS (SELECT 1 FROM staging t "
+                                   "WHERE t.org = record.org AND t.omid = record.omid)") != 0)
+        return -1;
+    const char *apply =
+        "INSERT INTO record SELECT * FROM staging WHERE true ON CONFLICT (org, omid) DO UPDATE SET "
+        "email = excluded.email, raw_email = excluded.raw_email, first = excluded.first, "
+        "last = excluded.last, inactive = excluded.inactive, roles = excluded.roles "
+        "WHERE (email, raw_email, first, last, inactive, roles) IS NOT (excluded.email, "
+        "excluded.raw_email, excluded.first, excluded.last, excluded.inactive, excluded.roles); "
+        "DELETE FROM staging;";
     if (cs_db_exec (s->db, apply) != 0)
         return -1;
     if (full)

@@ -93,6 +93,29 @@ TEST (push_pull_over_ipc)
     m = cs_zmq_recv (pull, NULL);
     CHECK (m && cs_msg_int (m, CS_F_SEQ) == 7);
     cs_msg_destroy (&m);
+
+    /* without waiting: nothing, then what was sent, bad messages said so */
+    CHECK (cs_zmq_try_recv (pull, &err) == NULL);
+    CHECK_INT (err.code, CS_MSG_E_NONE);
+    zstr_sendx (push, "a", "b", "c", NULL);
+    zstr_send (push, "hello");
+    for (int i = 1; i <= 3; i++) {
+        m = ack (i);
+        cs_zmq_send (push, m, NULL);
+        cs_msg_destroy (&m);
+    }
+    zclock_sleep (100);
+    CHECK (cs_zmq_try_recv (pull, &err) == NULL);
+    CHECK_INT (err.code, CS_MSG_E_TRAILING);
+    CHECK (cs_zmq_try_recv (pull, &err) == NULL);
+    CHECK_INT (err.code, CS_MSG_E_NOT_MAP);
+    for (int i = 1; i <= 3; i++) {
+        m = cs_zmq_try_recv (pull, &err);
+        CHECK (m && cs_msg_int (m, CS_F_SEQ) == i);
+        cs_msg_destroy (&m);
+    }
+    CHECK (cs_zmq_try_recv (pull, &err) == NULL);
+    CHECK_INT (err.code, CS_MSG_E_NONE);
     zsock_destroy (&push);
     zsock_destroy (&pull);
     cs_zmq_destroy (&z);
