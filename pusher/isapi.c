@@ -152,15 +152,25 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
 }
 
 char *
-cs_isapi_search_body (const char *search_id, int position, int max_results,
-                      const char *employee_no)
+cs_isapi_search_body (const char *search_id, int position, int max_results)
 {
     json_t *cond = json_pack ("{s:s, s:i, s:i}", "searchID", search_id, "searchResultPosition",
                               position, "maxResults", max_results);
-    if (employee_no)
-        json_object_set_new (cond, "EmployeeNoList", json_pack ("[{s:s}]", "employeeNo",
-                                                                employee_no));
     json_t *j = json_pack ("{s:o}", "UserInfoSearchCond", cond);
+    char *text = json_dumps (j, JSON_COMPACT);
+    json_decref (j);
+    return text;
+}
+
+char *
+cs_isapi_search_list_body (const char *search_id, int max_results, const char *const *employee_nos,
+                           size_t count)
+{
+    json_t *list = json_array ();
+    for (size_t i = 0; i < count; i++)
+        json_array_append_new (list, json_pack ("{s:s}", "employeeNo", employee_nos [i]));
+    json_t *j = json_pack ("{s:{s:s, s:i, s:i, s:o}}", "UserInfoSearchCond", "searchID", search_id,
+                           "searchResultPosition", 0, "maxResults", max_results, "EmployeeNoList", list);
     char *text = json_dumps (j, JSON_COMPACT);
     json_decref (j);
     return text;

@@ -41,9 +41,13 @@ const char *cs_isapi_class_name (cs_outcome_class_t cls);
 /* Whether a class is worth trying again later. */
 int cs_isapi_retryable (cs_outcome_class_t cls);
 
-/* The body of a Search for one page, or for the given employeeNo. */
-char *cs_isapi_search_body (const char *search_id, int position, int max_results,
-                            const char *employee_no);
+/* The body of a Search for one page of every person (a scan). */
+char *cs_isapi_search_body (const char *search_id, int position, int max_results);
+
+/* A search for the persons with these employeeNos (the read of several
+ * read-modify-writes in one request). */
+char *cs_isapi_search_list_body (const char *search_id, int max_results,
+                                 const char *const *employee_nos, size_t count);
 
 /* The Modify body: the stored record with read-only fields dropped and Valid
  * replaced (enable, begin, end, local time). NULL if the record is unusable. */

@@ -18,6 +18,7 @@
 #define AUTH_PAUSE_MS (30 * 60 * 1000)    /* one login attempt per half hour at most */
 #define BODY_MAX (4 * 1024 * 1024)
 #define MAX_PAGES 1000                    /* a scan stops here even if the device says MORE */
+#define MAX_BATCH 30                      /* employeeNos in one search (EmployeeNoList maxSize) */
 
 static const cs_cli_option_t s_options [] = {
     { "check", 0, "reach each device, log in once, read capabilities and counts; print a "
@@ -35,7 +36,9 @@ static const cs_cli_spec_t s_spec = {
                  "example: cardsync-pusher --config /etc/cardsync/cardsync.ini --check",
 };
 
-typedef enum { T_SCAN, T_SET, T_CREATE, T_PROBE } task_kind_t;
+/* T_READ reads the records of several T_SET tasks in one search (the read of
+ * their read-modify-write); each then writes on its own. */
+typedef enum { T_SCAN, T_SET, T_CREATE, T_PROBE, T_READ } task_kind_t;
 
 typedef struct task_s {
     task_kind_t kind;
@@ -56,6 +59,8 @@ typedef struct task_s {
     json_t *seen;               /* scan: employeeNos already sent */
     json_t *record;             /* set: the person as read */
     int wrote;                  /* set: a write was needed */
+    struct task_s *batch;       /* read: the set tasks it reads for */
+    size_t batch_size;
     struct task_s *next;
 } task_t;
 
@@ -67,6 +72,8 @@ typedef struct {
     task_t *queue;              /* waiting tasks, oldest first */
     int64_t paused_until;       /* mono ms, 0 if not paused */
     int page_size;
+    int batch_reads;            /* several employeeNos in one search (off if the device refuses) */
+    task_t *running [MAX_POOL]; /* the task of each request in flight */
     char health [16];
     int64_t next_scan;
     uint64_t scan_seq;
@@ -197,6 +204,11 @@ task_free (task_t *t)
 {
     if (!t)
         return;
+    while (t->batch) {
+        task_t *member = t->batch;
+        t->batch = member->next;
+        task_free (member);
+    }
     json_decref (t->seen);
     json_decref (t->record);
     free (t);
@@ -325,17 +337,21 @@ start_request (pusher_t *p, device_t *d, task_t *t)
         case T_SCAN: {
             char sid [24];
             snprintf (sid, sizeof sid, "cs%llu", (unsigned long long) (t->scan % 1000000));
-            x->body_out = cs_isapi_search_body (sid, t->position, d->page_size, NULL);
+            x->body_out = cs_isapi_search_body (sid, t->position, d->page_size);
+            break;
+        }
+        case T_READ: {
+            const char *nos [MAX_BATCH];
+            size_t n = 0;
+            for (task_t *m = t->batch; m && n < MAX_BATCH; m = m->next)
+                nos [n++] = m->no;
+            x->body_out = cs_isapi_search_list_body ("cs1", (int) n, nos, n);
             break;
         }
         case T_SET:
-            if (t->step == 0)
-                x->body_out = cs_isapi_search_body ("cs1", 0, 1, t->no);
-            else {
-                method = "PUT";
-                path = "/ISAPI/AccessControl/UserInfo/Modify?format=json";
-                x->body_out = cs_isapi_modify_body (t->record, t->begin, t->end);
-            }
+            method = "PUT";     /* its read is a T_READ */
+            path = "/ISAPI/AccessControl/UserInfo/Modify?format=json";
+            x->body_out = cs_isapi_modify_body (t->record, t->begin, t->end);
             break;
         case T_CREATE: {
             path = "/ISAPI/AccessControl/UserInfo/Record?format=json";
@@ -368,6 +384,7 @@ start_request (pusher_t *p, device_t *d, task_t *t)
         curl_easy_setopt (c, CURLOPT_CUSTOMREQUEST, strcmp (method, "POST") ? method : NULL);
     }
     d->busy [slot] = 1;
+    d->running [slot] = t;
     d->inflight++;
     curl_multi_add_handle (p->multi, c);
     return 0;
@@ -386,6 +403,12 @@ xfer_free (xfer_t *x)
 static void
 task_failed (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
 {
+    while (t->batch) {          /* a read: each of its tasks failed */
+        task_t *m = t->batch;
+        t->batch = m->next;
+        m->next = NULL;
+        task_failed (p, d, m, o);
+    }
     if (t->kind == T_SCAN)
         send_scan_end (p, d, t, 0, o->msg);
     else if (t->kind != T_PROBE)
@@ -488,6 +511,85 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
     enqueue (d, t, 1);
 }
 
+/* The tasks of a read go back to the front of the queue, in their order. */
+static void
+unbatch (device_t *d, task_t *t)
+{
+    task_t *rest = d->queue, **tail = &t->batch;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = rest;
+    d->queue = t->batch;
+    t->batch = NULL;
+    task_free (t);
+}
+
+/* The records a read brought: each task writes, is already so, or is not on
+ * the device. */
+static void
+read_done (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
+{
+    json_t *s = json_object_get (o->json, "UserInfoSearch");
+    json_t *users = json_object_get (s, "UserInfo");
+    const char *status = json_string_value (json_object_get (s, "responseStatusStrg"));
+    int partial = status && !strcmp (status, "MORE");     /* the device cut the page short */
+    if (partial) {
+        json_int_t n = json_integer_value (json_object_get (s, "numOfMatches"));
+        if (n > 0 && n < d->page_size)
+            d->page_size = (int) n;
+    }
+    task_t *again = NULL, **again_tail = &again;
+    while (t->batch) {
+        task_t *m = t->batch;
+        t->batch = m->next;
+        m->next = NULL;
+        json_t *u = NULL;
+        if (json_is_object (users))             /* some firmware: one object, no array */
+            u = users;
+        else {
+            size_t i;
+            json_t *each;
+            json_array_foreach (users, i, each)
+                if (!strcmp (json_string_value (json_object_get (each, "employeeNo")) ?
+                             json_string_value (json_object_get (each, "employeeNo")) : "", m->no))
+                    u = each;
+        }
+        if (u && strcmp (json_string_value (json_object_get (u, "employeeNo")) ?
+                         json_string_value (json_object_get (u, "employeeNo")) : "", m->no))
+            u = NULL;
+        if (!u && partial) {
+            *again_tail = m;                    /* not in this page: read again */
+            again_tail = &m->next;
+            continue;
+        }
+        if (!u) {
+            cs_outcome_t gone = { .cls = CS_OUT_NOT_FOUND, .http = o->http };
+            snprintf (gone.sub, sizeof gone.sub, "employeeNoNotExist");
+            snprintf (gone.msg, sizeof gone.msg, "person %s is not on the device", m->no);
+            send_result (p, d, m, &gone);
+            task_free (m);
+            continue;
+        }
+        json_t *valid = json_object_get (u, "Valid");
+        const char *b = json_string_value (json_object_get (valid, "beginTime"));
+        const char *e = json_string_value (json_object_get (valid, "endTime"));
+        if (json_is_true (json_object_get (valid, "enable")) && b && e
+            && !strcmp (b, m->begin) && !strcmp (e, m->end)) {
+            send_result (p, d, m, o);           /* already so: no write */
+            task_free (m);
+            continue;
+        }
+        m->record = json_incref (u);
+        m->step = 1;
+        m->wrote = 1;
+        *again_tail = m;                        /* its write comes next */
+        again_tail = &m->next;
+    }
+    *again_tail = d->queue;
+    d->queue = again;
+    task_free (t);
+}
+
 static void
 finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
 {
@@ -497,6 +599,7 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
     curl_easy_getinfo (d->pool [x->slot], CURLINFO_RESPONSE_CODE, &http);
     curl_multi_remove_handle (p->multi, d->pool [x->slot]);
     d->busy [x->slot] = 0;
+    d->running [x->slot] = NULL;
     d->inflight--;
     cs_outcome_t o;
     cs_isapi_classify (rc == CURLE_OK ? NULL : (x->errbuf [0] ? x->errbuf : curl_easy_strerror (rc)),
@@ -509,13 +612,26 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
             d->paused_until = now + pause;
             set_health (p, d, o.cls == CS_OUT_LOCKED ? "locked" : "auth", o.msg,
                         zclock_time () + pause);
-            enqueue (d, t, 1);      /* it runs again after the pause */
+            if (t->kind == T_READ)
+                unbatch (d, t);
+            else
+                enqueue (d, t, 1);  /* it runs again after the pause */
             break;
         }
         case CS_OUT_TRANSIENT:
             if (rc != CURLE_OK)
                 set_health (p, d, "down", o.msg, 0);
-            retry_later (p, d, t, &o);
+            if (t->kind == T_READ) {
+                while (t->batch) {
+                    task_t *m = t->batch;
+                    t->batch = m->next;
+                    m->next = NULL;
+                    retry_later (p, d, m, &o);
+                }
+                task_free (t);
+            }
+            else
+                retry_later (p, d, t, &o);
             break;
         case CS_OUT_OK:
             set_health (p, d, "ok", NULL, 0);
@@ -528,31 +644,8 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
                 send_result (p, d, t, &o);
                 task_free (t);
             }
-            else if (t->step == 0) {
-                json_t *users = json_object_get (json_object_get (o.json, "UserInfoSearch"), "UserInfo");
-                json_t *u = json_is_array (users) ? json_array_get (users, 0) : users;
-                if (!u) {
-                    cs_outcome_t gone = { .cls = CS_OUT_NOT_FOUND, .http = http };
-                    snprintf (gone.sub, sizeof gone.sub, "employeeNoNotExist");
-                    snprintf (gone.msg, sizeof gone.msg, "person %s is not on the device", t->no);
-                    send_result (p, d, t, &gone);
-                    task_free (t);
-                    break;
-                }
-                json_t *valid = json_object_get (u, "Valid");
-                const char *b = json_string_value (json_object_get (valid, "beginTime"));
-                const char *e = json_string_value (json_object_get (valid, "endTime"));
-                if (json_is_true (json_object_get (valid, "enable")) && b && e
-                    && !strcmp (b, t->begin) && !strcmp (e, t->end)) {
-                    send_result (p, d, t, &o);       /* already so: no write */
-                    task_free (t);
-                    break;
-                }
-                t->record = json_incref (u);
-                t->step = 1;
-                t->wrote = 1;
-                enqueue (d, t, 1);
-            }
+            else if (t->kind == T_READ)
+                read_done (p, d, t, &o);
             else {
                 send_result (p, d, t, &o);
                 task_free (t);
@@ -568,9 +661,19 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
             task_failed (p, d, t, &o);
             break;
         case CS_OUT_INVALID:
-            if (t->kind == T_SCAN && d->page_size > 10 && strstr (o.msg, "maxResults")) {
+            if ((t->kind == T_SCAN || t->kind == T_READ) && d->page_size > 10 && strstr (o.msg, "maxResults")) {
                 d->page_size = 10;              /* old firmware: 10 a page */
-                enqueue (d, t, 1);
+                if (t->kind == T_READ)
+                    unbatch (d, t);
+                else
+                    enqueue (d, t, 1);
+                break;
+            }
+            if (t->kind == T_READ && t->batch_size > 1) {
+                /* a device that takes one employeeNo a search: read one at a time */
+                d->batch_reads = 0;
+                cs_log (p->log, CS_LOG_WARN, "batch_reads_off", "device", d->cfg->name, "msg", o.msg, NULL);
+                unbatch (d, t);
                 break;
             }
             task_failed (p, d, t, &o);
@@ -581,6 +684,38 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
     }
     cs_outcome_clear (&o);
     xfer_free (x);
+}
+
+/* A read for first and the next ready set tasks still to be read (taken from
+ * *rest on), as many as one search returns; NULL if out of memory (first is
+ * back in the queue). */
+static task_t *
+gather_read (device_t *d, task_t *first, task_t **rest, int64_t now)
+{
+    task_t *r = task_new (T_READ);
+    if (!r) {
+        enqueue (d, first, 1);
+        return NULL;
+    }
+    size_t cap = d->batch_reads ? (size_t) d->page_size : 1;
+    if (cap > MAX_BATCH)
+        cap = MAX_BATCH;
+    r->batch = first;
+    r->batch_size = 1;
+    task_t *tail = first;
+    while (*rest && r->batch_size < cap) {
+        task_t *t = *rest;
+        if (t->kind == T_SET && t->step == 0 && t->not_before <= now) {
+            *rest = t->next;
+            t->next = NULL;
+            tail->next = t;
+            tail = t;
+            r->batch_size++;
+        }
+        else
+            rest = &t->next;
+    }
+    return r;
 }
 
 /* Starts what each device may start now. */
@@ -601,8 +736,13 @@ pump (pusher_t *p)
             }
             *link = t->next;
             t->next = NULL;
+            if (t->kind == T_SET && t->step == 0 && !(t = gather_read (d, t, link, now)))
+                break;
             if (start_request (p, d, t) != 0) {
-                enqueue (d, t, 1);
+                if (t->kind == T_READ)
+                    unbatch (d, t);
+                else
+                    enqueue (d, t, 1);
                 break;
             }
         }
@@ -624,6 +764,10 @@ known_command (device_t *d, uint64_t id)
     for (task_t *t = d->queue; t; t = t->next)
         if (t->id == id)
             return 1;
+    for (int i = 0; i < MAX_POOL; i++)
+        for (task_t *t = d->running [i]; t; t = t == d->running [i] ? t->batch : t->next)
+            if (t->id == id && t->kind != T_READ)
+                return 1;
     return 0;
 }
 
@@ -795,6 +939,7 @@ main (int argc, char **argv)
     for (size_t i = 0; i < cfg->device_count; i++) {
         p.devices [i].cfg = &cfg->devices [i];
         p.devices [i].page_size = 30;
+        p.devices [i].batch_reads = 1;
         snprintf (p.devices [i].health, sizeof p.devices [i].health, "unknown");
     }
     char error [512];
@@ -832,13 +977,15 @@ main (int argc, char **argv)
         if (p.stopping && (busy == 0 || zclock_mono () > stop_by))
             break;
         /* commands: drain the socket completely (its fd is edge-triggered) */
-        while (!p.stopping && (zsock_events (p.in) & ZMQ_POLLIN)) {
+        while (!p.stopping) {
             cs_msg_error_t err;
-            cs_msg_t *m = cs_zmq_recv (p.in, &err);
+            cs_msg_t *m = cs_zmq_try_recv (p.in, &err);
             if (m)
                 take_command (&p, m);
             else if (err.code != CS_MSG_E_NONE)
                 cs_log (p.log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
+            else
+                break;
             cs_msg_destroy (&m);
         }
         int64_t now = zclock_mono ();

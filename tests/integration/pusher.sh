@@ -134,6 +134,42 @@ check "door2 up" $CTL fault door2 down=false
 wait_for "applied after it came back" '9 in results and results[9]["ok"] and results[9]["tries"] >= 2' 30
 check "on the device" test "$(sim_user door2 5001 'u["Valid"]["endTime"]')" = "2026-06-30T23:59:59"
 
+# --- many renewals at once: their records are read 30 to a search (10 on old firmware) -----------
+python3 - "$CS_TMP" <<'PY'
+import json, sys
+t = sys.argv[1]
+persons = [{"employeeNo": str(2000 + i), "name": f"B {i}", "Valid": {"enable": True,
+            "beginTime": "2025-01-01T00:00:00", "endTime": "2025-10-01T23:59:59"}} for i in range(1, 46)]
+json.dump(persons, open(t + "/batch.json", "w"))
+def cmds(first, dev, end, extra=()):
+    return [json.dumps({"t": "command", "id": first + i, "dev": dev, "op": "set", "no": str(2000 + i),
+                        "begin": "2025-01-01T00:00:00", "end": end}) for i in list(range(1, 46)) + list(extra)]
+open(t + "/round1", "w").write("\n".join(cmds(100, "door1", "2027-01-01T23:59:59", [999]) + cmds(200, "door2", "2027-01-01T23:59:59")) + "\n")
+open(t + "/round2", "w").write("\n".join(cmds(300, "door1", "2027-02-01T23:59:59")) + "\n")
+PY
+check "seed door1" $CTL seed door1 "$CS_TMP/batch.json"
+check "seed door2" $CTL seed door2 "$CS_TMP/batch.json"
+searches () { $CTL stats "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"].get("POST /ISAPI/AccessControl/UserInfo/Search", 0))'; }
+ends () { $CTL users "$1" | python3 -c 'import json,sys; print(sorted({u["Valid"]["endTime"] for u in json.load(sys.stdin) if u["employeeNo"].startswith("20")}))'; }
+$CTL reset-stats door1 >/dev/null; $CTL reset-stats door2 >/dev/null
+"$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/pusher.in" < "$CS_TMP/round1"
+wait_for "91 renewals at once, all answered" 'all(i in results for i in list(range(101, 146)) + [1099] + list(range(201, 246)))'
+wait_for "applied, one not on the device" 'all(results[i]["ok"] for i in list(range(101, 146)) + list(range(201, 246))) and results[1099]["class"] == "not_found"'
+check "door1: read 30 to a search" test "$(searches door1)" -le 5
+check "door2 (10 a page): read 10 to a search" bash -c "n=\$($(declare -f searches); CTL=$CTL searches door2); [ \$n -ge 5 ] && [ \$n -le 8 ]"
+check "door1 has them all" test "$(ends door1)" = "['2027-01-01T23:59:59']"
+check "door2 has them all" test "$(ends door2)" = "['2027-01-01T23:59:59']"
+check "one write each" test "$(writes door1)" = 45
+# a device that cuts a search short without saying so: the rest are read again
+check "door1 cuts pages at 10" $CTL fault door1 page_cap=10
+$CTL reset-stats door1 >/dev/null
+"$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/pusher.in" < "$CS_TMP/round2"
+wait_for "45 renewals through short pages" 'all(i in results and results[i]["ok"] for i in range(301, 346))'
+check "door1 has them all again" test "$(ends door1)" = "['2027-02-01T23:59:59']"
+check "none lost, none written twice" test "$(writes door1)" = 45
+check "pages cut at 10" test "$(searches door1)" -ge 5
+check "door1 back to 30 a page" $CTL fault door1 page_cap=30
+
 # --- a wrong password pauses the device: one bad login, no lockout -----------------------------
 check "door2's password changed on the device" $CTL fault door2 password=Other-Pass
 check "reset stats" $CTL reset-stats door2

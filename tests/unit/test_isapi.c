@@ -84,11 +84,13 @@ TEST (authentication)
 
 TEST (bodies)
 {
-    char *s = cs_isapi_search_body ("cs1", 30, 30, NULL);
+    char *s = cs_isapi_search_body ("cs1", 30, 30);
     CHECK_STR (s, "{\"UserInfoSearchCond\":{\"searchID\":\"cs1\",\"searchResultPosition\":30,\"maxResults\":30}}");
     free (s);
-    s = cs_isapi_search_body ("cs1", 0, 1, "1042");
-    CHECK_HAS (s, "\"EmployeeNoList\":[{\"employeeNo\":\"1042\"}]");
+    const char *nos [] = { "1042", "Å-7" };
+    s = cs_isapi_search_list_body ("cs1", 2, nos, 2);
+    CHECK_STR (s, "{\"UserInfoSearchCond\":{\"searchID\":\"cs1\",\"searchResultPosition\":0,"
+                  "\"maxResults\":2,\"EmployeeNoList\":[{\"employeeNo\":\"1042\"},{\"employeeNo\":\"Å-7\"}]}}");
     free (s);
     json_t *rec = json_loads ("{\"employeeNo\":\"7\",\"name\":\"Å\",\"userType\":\"normal\",\"numOfCard\":2,"
                               "\"faceURL\":\"http://x\",\"Valid\":{\"enable\":false,\"beginTime\":\"2020-01-01T00:00:00\","
