@@ -8,7 +8,6 @@
 #include "common/log.h"
 #include "common/zmq.h"
 
-#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,7 +151,6 @@ main (int argc, char **argv)
         cs_log (a.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
         goto done;
     }
-    curl_global_init (CURL_GLOBAL_DEFAULT);
     a.notify = cs_notify_new (&cfg->notify, cs_audit_db (a.audit), a.log);
     char seq [32];
     snprintf (seq, sizeof seq, "%lld", (long long) cs_audit_contiguous (a.audit));
@@ -191,6 +189,5 @@ done:
     cs_audit_destroy (&a.audit);
     cs_log_destroy (&a.log);
     cs_config_destroy (&cfg);
-    curl_global_cleanup ();
     return rc;
 }

@@ -120,6 +120,8 @@ cs_notify_new (const cs_notify_config_t *cfg, cs_db_t *audit, cs_log_t *log)
     cs_notify_t *self = calloc (1, sizeof *self);
     if (!self)
         return NULL;
+    /* only now: TLS libraries cost memory the auditor needs only for mail */
+    curl_global_init (CURL_GLOBAL_DEFAULT);
     self->cfg = cfg;
     self->db = audit;
     self->log = log;
@@ -136,6 +138,7 @@ cs_notify_destroy (cs_notify_t **self_p)
     if (self_p && *self_p) {
         free (*self_p);
         *self_p = NULL;
+        curl_global_cleanup ();
     }
 }
 

@@ -59,7 +59,7 @@ flush (differ_t *d)
     if (cs_state_due_commands (d->state, zclock_time (), &msgs, &count) == 0 && count) {
         char n [32];
         snprintf (n, sizeof n, "%zu", count);
-        cs_log (d->log, CS_LOG_INFO, "commands_sent", "count", n, NULL);
+        cs_log (d->log, CS_LOG_DEBUG, "commands_sent", "count", n, NULL);
         send_all (d->pusher, msgs, count);
     }
     else if (count == 0)

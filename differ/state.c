@@ -52,6 +52,8 @@ static const char *SCHEMA [] = {
     "  begin_time TEXT, end_time TEXT, PRIMARY KEY (device, employee_no));",
     /* 4: shared e-mails are found from the index alone */
     "DROP INDEX record_email; CREATE INDEX record_email ON record (email, omid);",
+    /* 5: commands go out a window at a time per device, oldest first */
+    "CREATE INDEX command_due ON command (device, sent_ms, id) WHERE state = 'pending';",
 };
 
 struct _cs_state_t {
@@ -219,7 +221,7 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
     zhashx_set_destructor (s->map, free_string);
     s->db = cs_db_open (path, error, error_size);
     int ok = s->db != NULL;         /* cs_db_open wrote the reason */
-    if (ok && cs_db_migrate (s->db, SCHEMA, 4) != 0) {
+    if (ok && cs_db_migrate (s->db, SCHEMA, 5) != 0) {
         snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
         ok = 0;
     }
@@ -1365,33 +1367,56 @@ typedef struct {
     zlistx_t *out;
 } due_t;
 
+/* Commands out at once per device: enough to keep a device busy for a second
+ * or more, few enough that the pusher holds little and a slow device is not
+ * sent its whole backlog again when the lease runs out. */
+#define WINDOW 100
+
 static int
 due_fn (cs_db_t *db, void *arg)
 {
     due_t *d = arg;
-    int64_t lease = (int64_t) d->s->cfg->sync.lease * 1000;
-    sqlite3_stmt *st = cs_db_stmt (db, "SELECT id, device, employee_no, email, op, name, begin_time, "
-                                       "end_time FROM command WHERE state = 'pending' AND "
-                                       "(sent_ms = 0 OR sent_ms + ?1 < ?2) ORDER BY id LIMIT 5000");
-    if (!st)
-        return -1;
-    sqlite3_bind_int64 (st, 1, lease);
-    sqlite3_bind_int64 (st, 2, d->now);
-    while (sqlite3_step (st) == SQLITE_ROW) {
-        cs_msg_t *m = cs_msg_new (CS_MSG_COMMAND);
-        cs_msg_set_int (m, CS_F_ID, sqlite3_column_int64 (st, 0));
-        cs_msg_set_str (m, CS_F_DEV, (const char *) sqlite3_column_text (st, 1));
-        cs_msg_set_str (m, CS_F_EMPNO, (const char *) sqlite3_column_text (st, 2));
-        set_if (m, CS_F_EMAIL, (const char *) sqlite3_column_text (st, 3));
-        cs_msg_set_str (m, CS_F_OP, (const char *) sqlite3_column_text (st, 4));
-        set_if (m, CS_F_NAME, (const char *) sqlite3_column_text (st, 5));
-        cs_msg_set_str (m, CS_F_BEGIN, (const char *) sqlite3_column_text (st, 6));
-        cs_msg_set_str (m, CS_F_END, (const char *) sqlite3_column_text (st, 7));
-        cs_msg_set_bool (m, CS_F_ENABLE, 1);
-        zlistx_add_end (d->out, m);
+    int64_t expired = d->now - (int64_t) d->s->cfg->sync.lease * 1000;
+    for (size_t i = 0; i < d->s->cfg->device_count; i++) {
+        const char *dev = d->s->cfg->devices [i].name;
+        /* sent and still within their lease: out there */
+        sqlite3_stmt *st = cs_db_stmt (db, "SELECT count (*) FROM command WHERE state = 'pending' "
+                                           "AND device = ?1 AND sent_ms > ?2");
+        if (!st)
+            return -1;
+        sqlite3_bind_text (st, 1, dev, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 2, expired);
+        int64_t out = sqlite3_step (st) == SQLITE_ROW ? sqlite3_column_int64 (st, 0) : 0;
+        sqlite3_reset (st);
+        if (out >= WINDOW)
+            continue;
+        /* lease run out (sent again), then never sent, oldest first */
+        st = cs_db_stmt (db, "SELECT id, device, employee_no, email, op, name, begin_time, end_time "
+                             "FROM command WHERE state = 'pending' AND device = ?1 AND sent_ms > 0 "
+                             "AND sent_ms <= ?2 UNION ALL SELECT * FROM (SELECT id, device, employee_no, "
+                             "email, op, name, begin_time, end_time FROM command WHERE state = 'pending' "
+                             "AND device = ?1 AND sent_ms = 0 ORDER BY id) LIMIT ?3");
+        if (!st)
+            return -1;
+        sqlite3_bind_text (st, 1, dev, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 2, expired);
+        sqlite3_bind_int64 (st, 3, WINDOW - out);
+        while (sqlite3_step (st) == SQLITE_ROW) {
+            cs_msg_t *m = cs_msg_new (CS_MSG_COMMAND);
+            cs_msg_set_int (m, CS_F_ID, sqlite3_column_int64 (st, 0));
+            cs_msg_set_str (m, CS_F_DEV, (const char *) sqlite3_column_text (st, 1));
+            cs_msg_set_str (m, CS_F_EMPNO, (const char *) sqlite3_column_text (st, 2));
+            set_if (m, CS_F_EMAIL, (const char *) sqlite3_column_text (st, 3));
+            cs_msg_set_str (m, CS_F_OP, (const char *) sqlite3_column_text (st, 4));
+            set_if (m, CS_F_NAME, (const char *) sqlite3_column_text (st, 5));
+            cs_msg_set_str (m, CS_F_BEGIN, (const char *) sqlite3_column_text (st, 6));
+            cs_msg_set_str (m, CS_F_END, (const char *) sqlite3_column_text (st, 7));
+            cs_msg_set_bool (m, CS_F_ENABLE, 1);
+            zlistx_add_end (d->out, m);
+        }
+        sqlite3_reset (st);
     }
-    sqlite3_reset (st);
-    st = cs_db_stmt (db, "UPDATE command SET sent_ms = ?1 WHERE id = ?2");
+    sqlite3_stmt *st = cs_db_stmt (db, "UPDATE command SET sent_ms = ?1 WHERE id = ?2");
     if (!st)
         return -1;
     for (cs_msg_t *m = zlistx_first (d->out); m; m = zlistx_next (d->out)) {

@@ -44,8 +44,8 @@ typedef struct task_s {
     task_kind_t kind;
     uint64_t id;                /* the differ's command id (0 for scans and probes) */
     char no [33];               /* employeeNo */
-    char email [320];
-    char name [520];
+    char *email;                /* "" if not given (malloc'd: thousands of tasks may wait) */
+    char *name;
     char begin [20];
     char end [20];
     int step;                   /* which request of the task is next */
@@ -211,6 +211,8 @@ task_free (task_t *t)
     }
     json_decref (t->seen);
     json_decref (t->record);
+    free (t->email);
+    free (t->name);
     free (t);
 }
 
@@ -810,8 +812,12 @@ take_command (pusher_t *p, cs_msg_t *m)
     snprintf (t->no, sizeof t->no, "%s", no);
     snprintf (t->begin, sizeof t->begin, "%s", b);
     snprintf (t->end, sizeof t->end, "%s", e);
-    snprintf (t->email, sizeof t->email, "%s", cs_msg_str (m, CS_F_EMAIL) ? cs_msg_str (m, CS_F_EMAIL) : "");
-    snprintf (t->name, sizeof t->name, "%s", cs_msg_str (m, CS_F_NAME) ? cs_msg_str (m, CS_F_NAME) : "");
+    t->email = strdup (cs_msg_str (m, CS_F_EMAIL) ? cs_msg_str (m, CS_F_EMAIL) : "");
+    t->name = strdup (cs_msg_str (m, CS_F_NAME) ? cs_msg_str (m, CS_F_NAME) : "");
+    if (!t->email || !t->name) {
+        task_free (t);
+        return;
+    }
     enqueue (d, t, 0);
 }
 
@@ -1006,6 +1012,7 @@ main (int argc, char **argv)
                 finish_xfer (&p, x, msg->data.result);
             }
         pump (&p);
+        curl_multi_perform (p.multi, &running);     /* what pump started goes out now */
         /* sleep until a transfer, a command or the next due task */
         int64_t wake = 1000;
         for (size_t i = 0; i < p.device_count; i++)

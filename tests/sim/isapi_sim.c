@@ -679,14 +679,19 @@ handle_search (device_t *d, struct MHD_Connection *conn, const char *url, json_t
     json_t *matches = json_array ();
     size_t i;
     json_t *u;
+    const char *wanted [30];
+    size_t nwanted = 0;
+    size_t w;
+    json_t *item;
+    json_array_foreach (list, w, item) {
+        const char *no = json_string_value (json_object_get (item, "employeeNo"));
+        wanted [nwanted++] = no ? no : "";
+    }
     json_array_foreach (d->users, i, u) {
         const char *no = json_string_value (json_object_get (u, "employeeNo"));
-        int in_list = !list || json_array_size (list) == 0;
-        size_t k;
-        json_t *item;
-        json_array_foreach (list, k, item)
-            if (!strcmp (json_string_value (json_object_get (item, "employeeNo")) ? json_string_value (json_object_get (item, "employeeNo")) : "", no))
-                in_list = 1;
+        int in_list = nwanted == 0;
+        for (w = 0; w < nwanted && !in_list; w++)
+            in_list = !strcmp (wanted [w], no);
         if (in_list && fuzzy_match (json_string_value (json_object_get (u, "name")), fuzzy))
             json_array_append (matches, u);
     }
@@ -933,9 +938,9 @@ device_handler (void *cls, struct MHD_Connection *conn, const char *method, cons
     int storm = d->storm_until > sim_now_ms ();
     int latency = d->latency_ms;
     pthread_mutex_unlock (&sim->lock);
+    sim_reply_after_ms (latency);      /* the device answers latency after the request */
     if (over || storm)
         return unauthorized_plain (d, conn);
-    sim_sleep_ms (latency);
 
     char ip [64];
     sim_client_ip (conn, ip, sizeof ip);

@@ -114,10 +114,37 @@ sim_stop (sim_server_t *srv)
     srv->daemon = NULL;
 }
 
+/* The reply of the request this thread serves leaves no earlier than this
+ * (microseconds, CLOCK_MONOTONIC; 0: at once). One thread per connection. */
+static __thread int64_t s_reply_due_us;
+
+static int64_t
+now_us (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void
+sim_reply_after_ms (int64_t ms)
+{
+    s_reply_due_us = ms > 0 ? now_us () + ms * 1000 : 0;
+}
+
 sim_step_t
 sim_reply (struct MHD_Connection *conn, unsigned status, const char *content_type,
            const char *body, size_t len, ...)
 {
+    if (s_reply_due_us) {
+        int64_t wait = s_reply_due_us - now_us ();
+        s_reply_due_us = 0;
+        if (wait > 0) {
+            struct timespec ts = { wait / 1000000, (long) (wait % 1000000) * 1000L };
+            while (nanosleep (&ts, &ts) != 0 && errno == EINTR)
+                ;
+        }
+    }
     struct MHD_Response *resp = MHD_create_response_from_buffer (len, (void *) body,
                                                                  MHD_RESPMEM_MUST_COPY);
     if (!resp)

@@ -68,6 +68,9 @@ unsigned sim_rng_below (sim_rng_t *rng, unsigned n);
 /* Milliseconds on a monotonic clock; sleeping. */
 int64_t sim_now_ms (void);
 void sim_sleep_ms (int64_t ms);
+/* The next reply from this thread (one per connection) leaves ms from now at
+ * the earliest: a device that answers in ms, whatever the work in between. */
+void sim_reply_after_ms (int64_t ms);
 
 /* Writes the port into path (atomically), for the tests that started us. */
 int sim_write_port_file (const char *path, const uint16_t *ports, size_t count);
