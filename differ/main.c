@@ -13,6 +13,7 @@
 
 #define BATCH 2000
 #define RESEND_MS 5000          /* events not acknowledged this long are sent again */
+#define AHEAD 5000              /* events sent beyond the last acknowledged one */
 #define REPLAN_MS (10 * 60 * 1000)
 
 static const cs_cli_option_t s_options [] = {
@@ -54,15 +55,15 @@ send_all (zsock_t *to, cs_msg_t **msgs, size_t count)
 static void
 flush (differ_t *d)
 {
-    cs_msg_t **msgs;
-    size_t count;
+    cs_msg_t **msgs = NULL;
+    size_t count = 0;
     if (cs_state_due_commands (d->state, zclock_time (), &msgs, &count) == 0 && count) {
         char n [32];
         snprintf (n, sizeof n, "%zu", count);
         cs_log (d->log, CS_LOG_DEBUG, "commands_sent", "count", n, NULL);
         send_all (d->pusher, msgs, count);
     }
-    else if (count == 0)
+    else
         free (msgs);
     int64_t acked = cs_state_acked (d->state);
     int64_t now = zclock_mono ();
@@ -76,12 +77,17 @@ flush (differ_t *d)
         d->sent_seq = acked;     /* the auditor missed some: from the last acknowledged on */
         d->progress_at = now;
     }
-    while (cs_state_events_after (d->state, d->sent_seq, 1000, &msgs, &count) == 0 && count) {
+    /* a window ahead of the acknowledgements: the outbox holds the rest */
+    while (d->sent_seq - acked < AHEAD) {
+        msgs = NULL;
+        count = 0;
+        if (cs_state_events_after (d->state, d->sent_seq, 1000, &msgs, &count) != 0 || count == 0) {
+            free (msgs);
+            break;
+        }
         d->sent_seq = cs_msg_int (msgs [count - 1], CS_F_SEQ);
         send_all (d->auditor, msgs, count);
     }
-    if (count == 0)
-        free (msgs);
 }
 
 int

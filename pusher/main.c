@@ -101,6 +101,7 @@ typedef struct {
     zsock_t *in;                /* commands from the differ */
     zsock_t *out;               /* results, scans and health to the differ */
     int stopping;
+    uint64_t started;           /* requests started so far */
 } pusher_t;
 
 /* --- sending to the differ ---------------------------------------------- */
@@ -388,6 +389,7 @@ start_request (pusher_t *p, device_t *d, task_t *t)
     d->busy [slot] = 1;
     d->running [slot] = t;
     d->inflight++;
+    p->started++;
     curl_multi_add_handle (p->multi, c);
     return 0;
 }
@@ -1000,19 +1002,24 @@ main (int argc, char **argv)
                 queue_scan (&p.devices [i]);
                 p.devices [i].next_scan = now + (int64_t) cfg->sync.scan_interval * 1000;
             }
-        pump (&p);
-        int running;
-        curl_multi_perform (p.multi, &running);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read (p.multi, &left)) != NULL)
-            if (msg->msg == CURLMSG_DONE) {
-                xfer_t *x = NULL;
-                curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
-                finish_xfer (&p, x, msg->data.result);
-            }
-        pump (&p);
-        curl_multi_perform (p.multi, &running);     /* what pump started goes out now */
+        /* transfers: until nothing new was started, so that what pump starts
+         * goes out now, and what ends is seen before sleeping */
+        uint64_t started;
+        do {
+            pump (&p);
+            started = p.started;
+            int running;
+            curl_multi_perform (p.multi, &running);
+            CURLMsg *msg;
+            int left;
+            while ((msg = curl_multi_info_read (p.multi, &left)) != NULL)
+                if (msg->msg == CURLMSG_DONE) {
+                    xfer_t *x = NULL;
+                    curl_easy_getinfo (msg->easy_handle, CURLINFO_PRIVATE, (char **) &x);
+                    finish_xfer (&p, x, msg->data.result);
+                }
+            pump (&p);
+        } while (p.started != started);
         /* sleep until a transfer, a command or the next due task */
         int64_t wake = 1000;
         for (size_t i = 0; i < p.device_count; i++)

@@ -39,8 +39,8 @@ PY
 check "seed door1" $ISAPI replace door1 "$CS_TMP/door1.json"
 check "seed door2" $ISAPI replace door2 "$CS_TMP/door2.json"
 # slow enough that the sync is still going while the programs are killed
-check "latency door1" $ISAPI fault door1 latency_ms=3
-check "latency door2" $ISAPI fault door2 latency_ms=3
+check "latency door1" $ISAPI fault door1 latency_ms=8
+check "latency door2" $ISAPI fault door2 latency_ms=8
 
 export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='Crash-1' CARDSYNC_DEVICE_DOOR2_PASSWORD='Crash-1'
 cat > "$CS_TMP/cardsync.ini" <<INI
