@@ -17,7 +17,7 @@
 #define MAX_POOL 8
 #define AUTH_PAUSE_MS (30 * 60 * 1000)    /* one login attempt per half hour at most */
 #define BODY_MAX (4 * 1024 * 1024)
-#define MAX_PAGES 1000                    /* a scan stops here even if the device says MORE */
+#define MAX_PAGES 10000                   /* a scan gives up here (300,000 persons at 30 a page) */
 #define MAX_BATCH 30                      /* employeeNos in one search (EmployeeNoList maxSize) */
 
 static const cs_cli_option_t s_options [] = {
@@ -505,7 +505,16 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
         send_msg (p, m);
         t->count++;
     }
-    int more = status && !strcmp (status, "MORE") && n > 0 && fresh > 0 && t->pages < MAX_PAGES;
+    int more = status && !strcmp (status, "MORE") && n > 0 && fresh > 0;
+    if (more && t->pages >= MAX_PAGES) {
+        /* never a truncated list taken for the whole device */
+        char why [128];
+        snprintf (why, sizeof why, "the device still had more after %d pages (%zu persons)",
+                  t->pages, t->count);
+        send_scan_end (p, d, t, 0, why);
+        task_free (t);
+        return;
+    }
     if (!more) {
         send_scan_end (p, d, t, 1, NULL);
         task_free (t);

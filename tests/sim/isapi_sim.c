@@ -66,6 +66,7 @@ typedef struct {
     int64_t storm_until;        /* ms, monotonic */
     /* state */
     json_t *users;              /* full records, in insertion order */
+    json_t *by_no;              /* employeeNo -> the same records: lookups on big devices */
     client_t clients [MAX_CLIENTS];
     nonce_t nonces [MAX_NONCES];    /* the nonces handed out, a ring */
     int next_nonce;
@@ -362,18 +363,41 @@ unauthorized_plain (device_t *d, struct MHD_Connection *conn)
 
 /* --- users ----------------------------------------------------------------- */
 
+/* The person with this employeeNo (and where it is, if index is given). */
 static json_t *
 find_user (device_t *d, const char *no, size_t *index)
 {
+    json_t *found = json_object_get (d->by_no, no);
+    if (!found || !index)
+        return found;
     size_t i;
     json_t *u;
     json_array_foreach (d->users, i, u)
-        if (!strcmp (json_string_value (json_object_get (u, "employeeNo")), no)) {
-            if (index)
-                *index = i;
-            return u;
-        }
-    return NULL;
+        if (u == found)
+            *index = i;
+    return found;
+}
+
+static void
+add_user (device_t *d, json_t *u)
+{
+    json_object_set (d->by_no, json_string_value (json_object_get (u, "employeeNo")), u);
+    json_array_append_new (d->users, u);
+}
+
+static void
+remove_user (device_t *d, size_t index)
+{
+    json_t *u = json_array_get (d->users, index);
+    json_object_del (d->by_no, json_string_value (json_object_get (u, "employeeNo")));
+    json_array_remove (d->users, index);
+}
+
+static void
+clear_users (device_t *d)
+{
+    json_object_clear (d->by_no);
+    json_array_clear (d->users);
 }
 
 static json_t *
@@ -555,13 +579,13 @@ handle_write (device_t *d, struct MHD_Connection *conn, const char *url, json_t 
         return reply_error (d, conn, url, &e, close);
     }
     const char *no = json_string_value (json_object_get (ui, "employeeNo"));
-    size_t index;
-    json_t *stored = find_user (d, no, &index);
+    json_t *stored = find_user (d, no, NULL);
     const char *op_name = op == OP_RECORD ? "record" : op == OP_MODIFY ? "modify" : "setup";
     int rc = 0;
     if (op == OP_SETUP && json_is_true (json_object_get (ui, "deleteUser"))) {
-        if (stored)
-            json_array_remove (d->users, index);
+        size_t index;
+        if (stored && find_user (d, no, &index))
+            remove_user (d, index);
         op_name = "setup_delete";
     }
     else if (op == OP_RECORD && stored) {
@@ -579,7 +603,7 @@ handle_write (device_t *d, struct MHD_Connection *conn, const char *url, json_t 
     else {
         if (!stored) {
             stored = default_user (no);
-            json_array_append_new (d->users, stored);
+            add_user (d, stored);
         }
         merge_user (stored, ui);
     }
@@ -607,7 +631,7 @@ handle_delete (device_t *d, struct MHD_Connection *conn, const char *url, json_t
     }
     pthread_mutex_lock (&d->sim->lock);
     if (!list)                   /* no list: every person goes (as on real devices) */
-        json_array_clear (d->users);
+        clear_users (d);
     else {
         size_t i;
         json_t *item;
@@ -615,7 +639,7 @@ handle_delete (device_t *d, struct MHD_Connection *conn, const char *url, json_t
             const char *no = json_string_value (json_object_get (item, "employeeNo"));
             size_t at;
             if (no && find_user (d, no, &at))
-                json_array_remove (d->users, at);
+                remove_user (d, at);
         }
     }
     stat_add (d, NULL, "writes", 1);
@@ -687,19 +711,28 @@ handle_search (device_t *d, struct MHD_Connection *conn, const char *url, json_t
         const char *no = json_string_value (json_object_get (item, "employeeNo"));
         wanted [nwanted++] = no ? no : "";
     }
-    json_array_foreach (d->users, i, u) {
-        const char *no = json_string_value (json_object_get (u, "employeeNo"));
-        int in_list = nwanted == 0;
-        for (w = 0; w < nwanted && !in_list; w++)
-            in_list = !strcmp (wanted [w], no);
-        if (in_list && fuzzy_match (json_string_value (json_object_get (u, "name")), fuzzy))
-            json_array_append (matches, u);
+    if (!nwanted && !fuzzy) {           /* every person: a plain page (big devices) */
+        json_int_t first = json_integer_value (pos);
+        for (json_int_t at = first; at < first + want && at < (json_int_t) json_array_size (d->users); at++)
+            json_array_append (matches, json_array_get (d->users, (size_t) at));
     }
+    else
+        json_array_foreach (d->users, i, u) {
+            const char *no = json_string_value (json_object_get (u, "employeeNo"));
+            int in_list = nwanted == 0;
+            for (w = 0; w < nwanted && !in_list; w++)
+                in_list = !strcmp (wanted [w], no);
+            if (in_list && fuzzy_match (json_string_value (json_object_get (u, "name")), fuzzy))
+                json_array_append (matches, u);
+        }
+    json_int_t everyone = (json_int_t) json_array_size (d->users);
     pthread_mutex_unlock (&d->sim->lock);
-    json_int_t total = (json_int_t) json_array_size (matches);
+    int plain = !nwanted && !fuzzy;       /* matches holds just the page */
+    json_int_t total = plain ? everyone : (json_int_t) json_array_size (matches);
     json_int_t start = json_integer_value (pos);
+    json_int_t from = plain ? 0 : start;
     json_t *page = json_array ();
-    for (json_int_t k = start; k < total && k < start + want; k++)
+    for (json_int_t k = from; k < (json_int_t) json_array_size (matches) && k < from + want; k++)
         json_array_append_new (page, json_deep_copy (json_array_get (matches, (size_t) k)));
     json_decref (matches);
     json_int_t n = (json_int_t) json_array_size (page);
@@ -1146,13 +1179,13 @@ seed_users (device_t *d, json_t *list, int replace, char *why, size_t why_size)
     }
     pthread_mutex_lock (&d->sim->lock);
     if (replace)
-        json_array_clear (d->users);
+        clear_users (d);
     json_array_foreach (list, i, u) {
         const char *no = json_string_value (json_object_get (u, "employeeNo"));
         json_t *stored = find_user (d, no, NULL);
         if (!stored) {
             stored = default_user (no);
-            json_array_append_new (d->users, stored);
+            add_user (d, stored);
         }
         merge_user (stored, u);
         /* read-only counters may be seeded too */
@@ -1262,7 +1295,7 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
             if (u && !strcmp (method, "PUT") && json_is_object (body))
                 merge_user (u, body);          /* a change by hand, e.g. drift */
             if (u && !strcmp (method, "DELETE"))
-                json_array_remove (d->users, at);
+                remove_user (d, at);
             else if (u)
                 copy = json_deep_copy (u);
             pthread_mutex_unlock (&sim->lock);
@@ -1364,6 +1397,7 @@ main (int argc, char **argv)
         snprintf (d->user, sizeof d->user, "%s", user);
         snprintf (d->password, sizeof d->password, "%s", password);
         d->users = json_array ();
+        d->by_no = json_object ();
         stats_reset (d);
         sim_rng_seed (&d->rng, sim.seed + (uint64_t) i * 7919);
         d->srv = (sim_server_t) { device_handler, device_done, d, NULL, 0 };
@@ -1394,6 +1428,7 @@ main (int argc, char **argv)
     for (int i = 0; i < sim.device_count; i++) {
         sim_stop (&sim.devices [i].srv);
         json_decref (sim.devices [i].users);
+        json_decref (sim.devices [i].by_no);
         json_decref (sim.devices [i].stats);
     }
     return 0;
