@@ -13,8 +13,6 @@
 #include <string.h>
 
 #define BATCH 1000
-#define QUEUE 10000             /* messages held in each socket: the differ's outbox and
-                                 * audit.db keep the rest (tail fills gaps from audit.db) */
 
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-auditor",
@@ -144,9 +142,9 @@ main (int argc, char **argv)
     a.audit = cs_audit_open (path, error, sizeof error);
     zmq = a.audit ? cs_zmq_new (&cfg->pipeline, error, sizeof error) : NULL;
     if (zmq)
-        a.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.auditor_in, QUEUE, error, sizeof error);
+        a.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.auditor_in, 0, error, sizeof error);
     if (a.in)
-        a.pub = cs_zmq_bind (zmq, ZMQ_PUB, cfg->pipeline.auditor_pub, QUEUE, error, sizeof error);
+        a.pub = cs_zmq_bind (zmq, ZMQ_PUB, cfg->pipeline.auditor_pub, 0, error, sizeof error);
     if (a.pub)
         a.acks = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.differ_in, 0, error, sizeof error);
     if (!a.acks) {

@@ -16,7 +16,9 @@
 typedef struct _cs_zmq_t cs_zmq_t;
 
 #define CS_ZMQ_LINGER_MS 2000     /* unsent messages get this long at close */
-#define CS_ZMQ_HWM 100000         /* messages queued per socket */
+#define CS_ZMQ_HWM 10000          /* messages queued per socket; a full queue makes the
+                                   * sender wait (backpressure: the outbox, the export or
+                                   * the device keeps the rest, not memory) */
 
 /* Sets up czmq (signal handling included) for the pipeline described by pl. */
 cs_zmq_t *cs_zmq_new (const cs_pipeline_config_t *pl, char *error, size_t error_size);

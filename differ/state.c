@@ -54,7 +54,18 @@ static const char *SCHEMA [] = {
     "DROP INDEX record_email; CREATE INDEX record_email ON record (email, omid);",
     /* 5: commands go out a window at a time per device, oldest first */
     "CREATE INDEX command_due ON command (device, sent_ms, id) WHERE state = 'pending';",
+    /* 6: the cycle being received is kept in a TEMP table (see cs_state_open) */
+    "DROP TABLE staging;",
 };
+
+/* The members of the export being received: a temporary table, so that a
+ * quiet full cycle of 100,000 members writes nothing durable. A restart loses
+ * it, and with it that cycle: the producer's next one brings it all again. */
+static const char *STAGING =
+    "CREATE TEMP TABLE staging ("
+    "  org INTEGER NOT NULL, omid INTEGER NOT NULL, email TEXT, raw_email TEXT,"
+    "  first TEXT, last TEXT, inactive INTEGER NOT NULL, roles TEXT NOT NULL,"
+    "  PRIMARY KEY (org, omid));";
 
 struct _cs_state_t {
     cs_db_t *db;
@@ -65,6 +76,9 @@ struct _cs_state_t {
     uint64_t cycle;             /* the cycle being received, 0 if none */
     int cycle_full;
     zhashx_t *map;              /* identity_map: email -> employeeNo */
+    zhashx_t *unmatched;        /* while planning: the 'unmatched' notices ("email|device") */
+    cs_day_t *plan_days;        /* each device's local day at the last plan */
+    int planned;                /* a plan has run since the start */
     int64_t now_ms;             /* wall clock for this transaction */
 };
 
@@ -219,9 +233,15 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
     s->dry_run = dry_run;
     s->map = zhashx_new ();
     zhashx_set_destructor (s->map, free_string);
+    s->plan_days = calloc (cfg->device_count ? cfg->device_count : 1, sizeof *s->plan_days);
+    if (!s->plan_days || !s->map) {
+        snprintf (error, error_size, "out of memory");
+        cs_state_destroy (&s);
+        return NULL;
+    }
     s->db = cs_db_open (path, error, error_size);
     int ok = s->db != NULL;         /* cs_db_open wrote the reason */
-    if (ok && cs_db_migrate (s->db, SCHEMA, 5) != 0) {
+    if (ok && (cs_db_migrate (s->db, SCHEMA, 6) != 0 || cs_db_exec (s->db, STAGING) != 0)) {
         snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
         ok = 0;
     }
@@ -232,8 +252,7 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
         return NULL;
     }
     s->acked = meta_int (s, "acked");
-    s->cycle = (uint64_t) meta_int (s, "cycle");
-    return s;
+    return s;                   /* a cycle cut short by a restart is over: staging went with it */
 }
 
 void
@@ -244,6 +263,7 @@ cs_state_destroy (cs_state_t **self_p)
     cs_state_t *s = *self_p;
     cs_db_destroy (&s->db);
     zhashx_destroy (&s->map);
+    free (s->plan_days);
     free (s);
     *self_p = NULL;
 }
@@ -291,13 +311,14 @@ count_rows (cs_state_t *s, const char *sql, const char *arg)
 
 
 
+/* A person on a device, as the planner needs it: one allocation, the tag
+ * stored after the employeeNo (a device may hold 100,000 of them). */
 typedef struct {
-    char no [33];
-    char tag [CS_EMAIL_MAX + 1];
-    char name [520];
     int enable;
     char begin [CS_TIME_LEN];
     char end [CS_TIME_LEN];
+    const char *tag;            /* "" if none; points into no's storage */
+    char no [];
 } person_t;
 
 typedef struct {
@@ -352,9 +373,14 @@ load_view (cs_state_t *s, dev_view_t *v, const cs_device_config_t *dev)
 {
     memset (v, 0, sizeof *v);
     v->dev = dev;
+    /* the keys are the persons' own strings: not copied */
     v->by_no = zhashx_new ();
     zhashx_set_destructor (v->by_no, free_item);
+    zhashx_set_key_duplicator (v->by_no, NULL);
+    zhashx_set_key_destructor (v->by_no, NULL);
     v->by_tag = zhashx_new ();
+    zhashx_set_key_duplicator (v->by_tag, NULL);
+    zhashx_set_key_destructor (v->by_tag, NULL);
     v->identity = zhashx_new ();
     zhashx_set_destructor (v->identity, free_item);
     v->open = zhashx_new ();
@@ -366,26 +392,32 @@ load_view (cs_state_t *s, dev_view_t *v, const cs_device_config_t *dev)
     if (cs_day_local (now, dev->timezone, &v->today) != 0
         || cs_time_local (now, dev->timezone, v->now_local) != 0)
         return -1;
-    sqlite3_stmt *st = cs_db_stmt (s->db, "SELECT employee_no, name, tag, enable, begin_time, "
-                                          "end_time FROM person WHERE device = ?1");
+    sqlite3_stmt *st = cs_db_stmt (s->db, "SELECT employee_no, tag, enable, begin_time, end_time "
+                                          "FROM person WHERE device = ?1");
     if (!st)
         return -1;
     sqlite3_bind_text (st, 1, dev->name, -1, SQLITE_STATIC);
     while (sqlite3_step (st) == SQLITE_ROW) {
-        person_t *p = calloc (1, sizeof *p);
+        const char *no = (const char *) sqlite3_column_text (st, 0);
+        const char *tag = (const char *) sqlite3_column_text (st, 1);
+        size_t no_len = strlen (no), tag_len = tag ? strlen (tag) : 0;
+        person_t *p = malloc (sizeof *p + no_len + tag_len + 2);
         if (!p)
             break;
-        snprintf (p->no, sizeof p->no, "%s", (const char *) sqlite3_column_text (st, 0));
-        const char *name = (const char *) sqlite3_column_text (st, 1);
-        const char *tag = (const char *) sqlite3_column_text (st, 2);
-        snprintf (p->name, sizeof p->name, "%s", name ? name : "");
-        snprintf (p->tag, sizeof p->tag, "%s", tag ? tag : "");
-        p->enable = sqlite3_column_int (st, 3);
-        const char *b = (const char *) sqlite3_column_text (st, 4);
-        const char *e = (const char *) sqlite3_column_text (st, 5);
+        memcpy (p->no, no, no_len + 1);
+        char *t = p->no + no_len + 1;
+        memcpy (t, tag ? tag : "", tag_len + 1);
+        p->tag = t;
+        p->enable = sqlite3_column_int (st, 2);
+        const char *b = (const char *) sqlite3_column_text (st, 3);
+        const char *e = (const char *) sqlite3_column_text (st, 4);
         snprintf (p->begin, sizeof p->begin, "%s", b ? b : "");
         snprintf (p->end, sizeof p->end, "%s", e ? e : "");
-        zhashx_update (v->by_no, p->no, p);
+        if (zhashx_lookup (v->by_no, p->no)) {      /* cannot happen: (device, employee_no) is the key */
+            free (p);
+            continue;
+        }
+        zhashx_insert (v->by_no, p->no, p);
         if (p->tag [0] && !zhashx_lookup (v->by_tag, p->tag))
             zhashx_insert (v->by_tag, p->tag, p);
     }
@@ -565,7 +597,8 @@ plan_member (cs_state_t *s, dev_view_t *v, plans_t *pl, const char *email, const
             snprintf (c->begin, sizeof c->begin, "%s", begin);
             snprintf (c->end, sizeof c->end, "%s", end);
         }
-        else if (notice (s, "unmatched", key)) {
+        else if (!zhashx_lookup (s->unmatched, key) && notice (s, "unmatched", key)) {
+            zhashx_insert (s->unmatched, key, (void *) 1);
             cs_msg_t *ev = event ("unmatched");
             cs_msg_set_str (ev, CS_F_EMAIL, email);
             cs_msg_set_str (ev, CS_F_DEV, v->dev->name);
@@ -574,7 +607,10 @@ plan_member (cs_state_t *s, dev_view_t *v, plans_t *pl, const char *email, const
         }
         return;
     }
-    forget_notice (s, "unmatched", key);
+    if (zhashx_lookup (s->unmatched, key)) {
+        forget_notice (s, "unmatched", key);
+        zhashx_delete (s->unmatched, key);
+    }
     if (how) {
         remember (s, email, v->dev->name, p->no, how);
         zhashx_update (v->identity, email, strdup (p->no));
@@ -674,10 +710,20 @@ plan (cs_state_t *s)
     if (!views)
         return -1;
     int rc = 0;
-    for (size_t i = 0; i < ndev && rc == 0; i++)
+    for (size_t i = 0; i < ndev && rc == 0; i++) {
         rc = load_view (s, &views [i], &s->cfg->devices [i]);
+        s->plan_days [i] = views [i].today;
+    }
+    s->planned = rc == 0;
     plans_t pl = { 0 };
     size_t members = 0;
+    /* the notices, read once: most members need none, and a query each is slow */
+    s->unmatched = zhashx_new ();
+    sqlite3_stmt *nt = rc ? NULL : cs_db_stmt (s->db, "SELECT key FROM notice WHERE kind = 'unmatched'");
+    while (nt && sqlite3_step (nt) == SQLITE_ROW)
+        zhashx_insert (s->unmatched, (const char *) sqlite3_column_text (nt, 0), (void *) 1);
+    if (nt)
+        sqlite3_reset (nt);
     /* one plan per e-mail: most have one record, read in table order; the few
      * shared by several records are merged first (the union of their periods) */
     zhashx_t *shared = zhashx_new ();
@@ -791,6 +837,7 @@ plan (cs_state_t *s)
         rc = record_command (s, c);
     }
     free (pl.items);
+    zhashx_destroy (&s->unmatched);
     for (size_t i = 0; i < ndev; i++)
         free_view (&views [i]);
     free (views);
@@ -898,6 +945,21 @@ report_duplicates (cs_state_t *s)
         sqlite3_reset (st);
 }
 
+/* Whether a device's local day has changed since the last plan (or none ran). */
+static int
+days_moved (cs_state_t *s)
+{
+    if (!s->planned)
+        return 1;
+    time_t now = (time_t) (s->now_ms / 1000);
+    for (size_t i = 0; i < s->cfg->device_count; i++) {
+        cs_day_t today;
+        if (cs_day_local (now, s->cfg->devices [i].timezone, &today) != 0 || today != s->plan_days [i])
+            return 1;
+    }
+    return 0;
+}
+
 static int
 on_cycle_end (cs_state_t *s, const cs_msg_t *m)
 {
@@ -905,7 +967,6 @@ on_cycle_end (cs_state_t *s, const cs_msg_t *m)
     if (cycle != s->cycle)
         return 0;
     s->cycle = 0;
-    set_meta (s, "cycle", 0);
     int full = cs_msg_bool (m, CS_F_FULL);
     int64_t sent = cs_msg_int (m, CS_F_COUNT);
     int64_t staged = count_rows (s, "SELECT count (*) FROM staging", NULL);
@@ -933,18 +994,24 @@ on_cycle_end (cs_state_t *s, const cs_msg_t *m)
     }
     report_unusable (s);
     /* only the rows that changed are written: a quiet cycle writes nothing */
+    int before = sqlite3_total_changes (cs_db_handle (s->db));
     if (full && cs_db_exec (s->db, "DELETE FROM record WHERE NOT EXISTS (SELECT 1 FROM staging t "
                                    "WHERE t.org = record.org AND t.omid = record.omid)") != 0)
         return -1;
-    const char *apply =
-        "INSERT INTO record SELECT * FROM staging WHERE true ON CONFLICT (org, omid) DO UPDATE SET "
-        "email = excluded.email, raw_email = excluded.raw_email, first = excluded.first, "
-        "last = excluded.last, inactive = excluded.inactive, roles = excluded.roles "
-        "WHERE (email, raw_email, first, last, inactive, roles) IS NOT (excluded.email, "
-        "excluded.raw_email, excluded.first, excluded.last, excluded.inactive, excluded.roles); "
-        "DELETE FROM staging;";
-    if (cs_db_exec (s->db, apply) != 0)
+    if (cs_db_exec (s->db, "INSERT INTO record SELECT * FROM staging WHERE true ON CONFLICT (org, omid) "
+                           "DO UPDATE SET email = excluded.email, raw_email = excluded.raw_email, "
+                           "first = excluded.first, last = excluded.last, inactive = excluded.inactive, "
+                           "roles = excluded.roles WHERE (email, raw_email, first, last, inactive, roles) "
+                           "IS NOT (excluded.email, excluded.raw_email, excluded.first, excluded.last, "
+                           "excluded.inactive, excluded.roles)") != 0)
         return -1;
+    int changed = sqlite3_total_changes (cs_db_handle (s->db)) != before;
+    if (cs_db_exec (s->db, "DELETE FROM staging") != 0)
+        return -1;
+    /* nothing new and the same day everywhere: the last plan still holds
+     * (scans, results, replays and the timer plan on their own) */
+    if (!changed && !days_moved (s))
+        return 0;
     if (full)
         cs_db_exec (s->db, "DELETE FROM notice WHERE kind IN ('duplicate') AND key NOT IN "
                            "(SELECT email FROM record WHERE email IS NOT NULL GROUP BY email "
@@ -1303,8 +1370,6 @@ apply_batch (cs_db_t *db, void *arg)
                 s->cycle = (uint64_t) cs_msg_int (m, CS_F_CYCLE);
                 s->cycle_full = cs_msg_bool (m, CS_F_FULL);
                 rc = cs_db_exec (s->db, "DELETE FROM staging");
-                if (rc == 0)
-                    rc = set_meta (s, "cycle", (int64_t) s->cycle);
                 break;
             case CS_MSG_MEMBER: rc = on_member (s, m); break;
             case CS_MSG_CYCLE_END: rc = on_cycle_end (s, m); break;
