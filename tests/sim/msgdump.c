@@ -2,10 +2,11 @@
  * socket and prints every message it receives as one JSON line, so a test can
  * drive one program alone and read what it sent.
  *
- *   msgdump --bind ENDPOINT [--until TYPE] [--count N] [--timeout SECONDS]
+ *   msgdump --bind ENDPOINT [--until TYPE] [--count N] [--timeout SECONDS] [--quiet 1]
  *   msgdump --send ENDPOINT < lines      (one JSON message a line, PUSH-connected)
  *
- * Exits 0 after --until's message type (or --count messages), 1 on timeout. */
+ * Exits 0 after --until's message type (or --count messages), 1 on timeout.
+ * --quiet 1 decodes but prints nothing (a sink as fast as a real stage). */
 #include "common/zmq.h"
 
 #include <stdio.h>
@@ -17,12 +18,14 @@ main (int argc, char **argv)
 {
     const char *endpoint = NULL, *until = NULL, *send_to = NULL;
     long count = -1, timeout = 30;
+    int quiet = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp (argv [i], "--bind")) endpoint = argv [i + 1];
         else if (!strcmp (argv [i], "--until")) until = argv [i + 1];
         else if (!strcmp (argv [i], "--send")) send_to = argv [i + 1];
         else if (!strcmp (argv [i], "--count")) count = strtol (argv [i + 1], NULL, 10);
         else if (!strcmp (argv [i], "--timeout")) timeout = strtol (argv [i + 1], NULL, 10);
+        else if (!strcmp (argv [i], "--quiet")) quiet = !strcmp (argv [i + 1], "1");
     }
     if (send_to) {
         char error [512];
@@ -75,9 +78,11 @@ main (int argc, char **argv)
             printf ("{\"bad\":\"%s\"}\n", err.text);
             continue;
         }
-        char *text = cs_msg_to_json (m);
-        printf ("%s\n", text);
-        free (text);
+        if (!quiet) {
+            char *text = cs_msg_to_json (m);
+            printf ("%s\n", text);
+            free (text);
+        }
         int done = (until && !strcmp (cs_msg_type_name (cs_msg_type (m)), until))
                    || (count > 0 && ++seen >= count);
         cs_msg_destroy (&m);
