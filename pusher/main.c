@@ -56,7 +56,10 @@ typedef struct task_s {
     int position;
     int pages;
     size_t count;
-    json_t *seen;               /* scan: employeeNos already sent */
+    struct {                    /* scan: employeeNos already sent, as 64-bit hashes */
+        uint64_t *slots;        /* open addressing; 0 is empty */
+        size_t cap, count;
+    } seen;
     json_t *record;             /* set: the person as read */
     int wrote;                  /* set: a write was needed */
     struct task_s *batch;       /* read: the set tasks it reads for */
@@ -210,7 +213,7 @@ task_free (task_t *t)
         t->batch = member->next;
         task_free (member);
     }
-    json_decref (t->seen);
+    free (t->seen.slots);
     json_decref (t->record);
     free (t->email);
     free (t->name);
@@ -444,6 +447,45 @@ retry_later (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
     enqueue (d, t, 1);
 }
 
+/* Adds employeeNo to the scan's seen set: 1 if it is new there, 0 if it was
+ * seen already (a device that repeats a page). Hashes, not strings: a scan of
+ * a 100,000-person device stays small; two numbers of 64 bits colliding among
+ * a device's persons is not a practical concern. Out of memory counts as new. */
+static int
+seen_add (task_t *t, const char *no)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (const unsigned char *c = (const unsigned char *) no; *c; c++)
+        h = (h ^ *c) * 1099511628211ULL;
+    if (h == 0)
+        h = 1;
+    if ((t->seen.count + 1) * 2 > t->seen.cap) {
+        size_t cap = t->seen.cap ? t->seen.cap * 2 : 1024;
+        uint64_t *slots = calloc (cap, sizeof *slots);
+        if (!slots)
+            return 1;
+        for (size_t i = 0; i < t->seen.cap; i++)
+            if (t->seen.slots [i]) {
+                size_t j = t->seen.slots [i] & (cap - 1);
+                while (slots [j])
+                    j = (j + 1) & (cap - 1);
+                slots [j] = t->seen.slots [i];
+            }
+        free (t->seen.slots);
+        t->seen.slots = slots;
+        t->seen.cap = cap;
+    }
+    size_t j = h & (t->seen.cap - 1);
+    while (t->seen.slots [j]) {
+        if (t->seen.slots [j] == h)
+            return 0;
+        j = (j + 1) & (t->seen.cap - 1);
+    }
+    t->seen.slots [j] = h;
+    t->seen.count++;
+    return 1;
+}
+
 static void
 scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
 {
@@ -469,7 +511,8 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
         cs_msg_set_int (b, CS_F_SCAN, (int64_t) t->scan);
         cs_msg_set_int (b, CS_F_TS, zclock_time ());
         send_msg (p, b);
-        t->seen = json_object ();
+        free (t->seen.slots);
+        memset (&t->seen, 0, sizeof t->seen);
     }
     t->pages++;
     size_t i;
@@ -477,10 +520,9 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
     int fresh = 0;
     json_array_foreach (users, i, u) {
         const char *no = json_string_value (json_object_get (u, "employeeNo"));
-        if (!no || json_object_get (t->seen, no))
+        if (!no || !seen_add (t, no))
             continue;
         fresh++;
-        json_object_set_new (t->seen, no, json_true ());
         cs_msg_t *m = cs_msg_new (CS_MSG_SCAN_USER);
         cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
         cs_msg_set_int (m, CS_F_SCAN, (int64_t) t->scan);
