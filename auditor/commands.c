@@ -40,6 +40,15 @@ usage (const char *text, int argc, const char **argv)
     return asked ? 0 : EX_USAGE;
 }
 
+/* A command that takes at most one flag: *set tells whether it was given;
+ * -1 for anything else. */
+static int
+only_flag (int argc, const char **argv, const char *flag, int *set)
+{
+    *set = argc == 1 && !strcmp (argv [0], flag);
+    return argc > 1 || (argc == 1 && !*set) ? -1 : 0;
+}
+
 static void
 when (int64_t ms, char out [32])
 {
@@ -59,8 +68,8 @@ text (sqlite3_stmt *st, int col)
 int
 cs_cmd_failed (const cs_config_t *cfg, int argc, const char **argv)
 {
-    int json = argc > 0 && !strcmp (argv [0], "--json");
-    if (argc > (json ? 1 : 0)) {
+    int json;
+    if (only_flag (argc, argv, "--json", &json) != 0) {
         const char *text = "usage: cardsync-auditor failed [--json]\n"
                  "The failed queue: what could not be written, with the device's own words.\n"
                  "example: cardsync-auditor failed; then: cardsync-auditor replay --all\n";
@@ -256,8 +265,8 @@ gather_status (const cs_config_t *cfg, cs_db_t *state, cs_db_t *audit)
 int
 cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv)
 {
-    int json = argc == 1 && !strcmp (argv [0], "--json");
-    if (argc > 1 || (argc == 1 && !json)) {
+    int json;
+    if (only_flag (argc, argv, "--json", &json) != 0) {
         const char *text = "usage: cardsync-auditor status [--json]\n"
                  "The last export, members and targets by state, each device's health, the guard,\n"
                  "the events not yet in the audit. Exits 0 when all is well, 1 when something\n"
@@ -453,8 +462,8 @@ cs_cmd_replay (const cs_config_t *cfg, int argc, const char **argv)
 int
 cs_cmd_approve (const cs_config_t *cfg, int argc, const char **argv)
 {
-    int yes = argc == 1 && !strcmp (argv [0], "--yes");
-    if (argc > 1 || (argc == 1 && !yes)) {
+    int yes;
+    if (only_flag (argc, argv, "--yes", &yes) != 0) {
         const char *text = "usage: cardsync-auditor approve [--yes]\n"
                  "Shows the revocations a tripped guard holds back and, once confirmed, lets the\n"
                  "differ send them. --yes confirms without asking (for scripts).\n"

@@ -290,17 +290,13 @@ cs_notify_tick (cs_notify_t *self, int64_t now_ms)
         }
         put (&body, "exports   no good export from Cardskipper since %s; the last word: %s\r\n", w, words);
     }
-    char subject [200];
-    size_t n = (size_t) snprintf (subject, sizeof subject, "cardsync on %s:", host);
+    char subject [160], failures [40] = "";   /* the host name clipped: a short header */
     if (failed)
-        n += (size_t) snprintf (subject + n, sizeof subject - n, " %lld failed,", (long long) failed);
-    if (paused)
-        n += (size_t) snprintf (subject + n, sizeof subject - n, " device paused,");
-    if (guards)
-        n += (size_t) snprintf (subject + n, sizeof subject - n, " guard tripped,");
-    if (export_alert)
-        n += (size_t) snprintf (subject + n, sizeof subject - n, " exports failing,");
-    subject [n - 1] = 0;        /* the last comma */
+        snprintf (failures, sizeof failures, " %lld failed,", (long long) failed);
+    size_t n = (size_t) snprintf (subject, sizeof subject, "cardsync on %.60s:%s%s%s%s", host,
+                                  failures, paused ? " device paused," : "",
+                                  guards ? " guard tripped," : "", export_alert ? " exports failing," : "");
+    subject [n - 1] = 0;        /* the last comma; n is 148 at most, never cut */
     when (meta_get (self->db, "mailed_ms", self->started_ms), since);
 
     buf_t msg = { 0 };

@@ -316,6 +316,20 @@ new_handle (const cs_device_config_t *cfg)
     return c;
 }
 
+/* Points handle c at base + path, its answer going into x. */
+static void
+aim (CURL *c, const char *base, const char *path, xfer_t *x)
+{
+    char url [1200];
+    snprintf (url, sizeof url, "%s%s", base, path);
+    curl_easy_setopt (c, CURLOPT_URL, url);
+    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
+    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt (c, CURLOPT_ERRORBUFFER, x->errbuf);
+}
+
 /* Starts the next request of task t on a free handle of d. */
 static int
 start_request (pusher_t *p, device_t *d, task_t *t)
@@ -369,14 +383,7 @@ start_request (pusher_t *p, device_t *d, task_t *t)
         }
     }
     CURL *c = d->pool [slot];
-    char url [1024];
-    snprintf (url, sizeof url, "%s%s", d->cfg->url, path);
-    curl_easy_setopt (c, CURLOPT_URL, url);
-    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt (c, CURLOPT_ERRORBUFFER, x->errbuf);
+    aim (c, d->cfg->url, path, x);
     curl_easy_setopt (c, CURLOPT_PRIVATE, x);
     x->headers = curl_slist_append (NULL, "Content-Type: application/json");
     x->headers = curl_slist_append (x->headers, "Connection: keep-alive");
@@ -880,14 +887,7 @@ check_get (CURL *c, const char *base, const char *path, xfer_t *x, cs_outcome_t 
 {
     free (x->resp);
     memset (x, 0, sizeof *x);
-    char url [1200];
-    snprintf (url, sizeof url, "%s%s", base, path);
-    curl_easy_setopt (c, CURLOPT_URL, url);
-    curl_easy_setopt (c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt (c, CURLOPT_WRITEDATA, x);
-    curl_easy_setopt (c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt (c, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt (c, CURLOPT_ERRORBUFFER, x->errbuf);
+    aim (c, base, path, x);
     CURLcode rc = curl_easy_perform (c);
     long http = 0;
     curl_easy_getinfo (c, CURLINFO_RESPONSE_CODE, &http);

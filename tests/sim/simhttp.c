@@ -126,6 +126,16 @@ now_us (void)
     return (int64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void
+sleep_us (int64_t us)
+{
+    if (us <= 0)
+        return;
+    struct timespec ts = { us / 1000000, (long) (us % 1000000) * 1000L };
+    while (nanosleep (&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 void
 sim_reply_after_ms (int64_t ms)
 {
@@ -139,11 +149,7 @@ sim_reply (struct MHD_Connection *conn, unsigned status, const char *content_typ
     if (s_reply_due_us) {
         int64_t wait = s_reply_due_us - now_us ();
         s_reply_due_us = 0;
-        if (wait > 0) {
-            struct timespec ts = { wait / 1000000, (long) (wait % 1000000) * 1000L };
-            while (nanosleep (&ts, &ts) != 0 && errno == EINTR)
-                ;
-        }
+        sleep_us (wait);
     }
     struct MHD_Response *resp = MHD_create_response_from_buffer (len, (void *) body,
                                                                  MHD_RESPMEM_MUST_COPY);
@@ -242,11 +248,7 @@ sim_now_ms (void)
 void
 sim_sleep_ms (int64_t ms)
 {
-    if (ms <= 0)
-        return;
-    struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
-    while (nanosleep (&ts, &ts) != 0 && errno == EINTR)
-        ;
+    sleep_us (ms * 1000);
 }
 
 int
