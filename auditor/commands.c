@@ -248,8 +248,15 @@ gather_status (const cs_config_t *cfg, cs_db_t *state, cs_db_t *audit)
         }
         json_object_set_new (d, "scanned", json_boolean (count_for (state, "SELECT count (*) FROM scanned "
                                                                            "WHERE device = ?1", name)));
-        json_object_set_new (d, "persons", json_integer (count_for (state, "SELECT count (*) FROM person "
-                                                                           "WHERE device = ?1", name)));
+        int64_t persons = count_for (state, "SELECT count (*) FROM person WHERE device = ?1", name);
+        int64_t capacity = count_for (state, "SELECT coalesce (capacity, 0) FROM scanned WHERE device = ?1", name);
+        json_object_set_new (d, "persons", json_integer (persons));
+        if (capacity > 0) {
+            json_object_set_new (d, "capacity", json_integer (capacity));
+            if (persons * 100 >= capacity * 95)
+                attention (need, "device %s is %lld%% full (%lld of %lld persons)", name,
+                           (long long) (persons * 100 / capacity), (long long) persons, (long long) capacity);
+        }
         json_array_append_new (devices, d);
     }
     json_object_set_new (j, "devices", devices);
@@ -310,10 +317,13 @@ cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv)
         char paused [64] = "";
         if (json_object_get (d, "paused_until"))
             snprintf (paused, sizeof paused, " (paused until %s)", S (d, "paused_until"));
-        printf ("  %-12s %s%s%s%s; last scan %s, %lld persons%s\n", S (d, "name"), S (d, "health"),
+        char capacity [48] = "";
+        if (I (d, "capacity"))
+            snprintf (capacity, sizeof capacity, " of %lld", I (d, "capacity"));
+        printf ("  %-12s %s%s%s%s; last scan %s, %lld persons%s%s\n", S (d, "name"), S (d, "health"),
                 *S (d, "msg") ? ": " : "", S (d, "msg"), paused,
                 json_object_get (d, "last_scan") ? S (d, "last_scan") : "never", I (d, "persons"),
-                json_is_true (json_object_get (d, "scanned")) ? "" : " (not scanned yet)");
+                capacity, json_is_true (json_object_get (d, "scanned")) ? "" : " (not scanned yet)");
     }
     if (I (j, "guard_held"))
         printf ("guard:         TRIPPED: %lld revocations held back (cardsync-auditor approve)\n",

@@ -55,6 +55,7 @@ static const field_info_t s_fields [CS_F_COUNT_FIELDS] = {
     [CS_F_REQ]        = { "req", K_UINT, 0 },
     [CS_F_ROLES]      = { "roles", K_ROLES, CS_MSG_MAX_ROLES },
     [CS_F_IDS]        = { "ids", K_IDS, CS_MSG_MAX_IDS },
+    [CS_F_CAP]        = { "cap", K_UINT, 0 },
 };
 
 #define B(f) (UINT64_C (1) << (f))
@@ -75,7 +76,7 @@ static const type_info_t s_types [CS_MSG_TYPE_COUNT] = {
     [CS_MSG_SCAN_USER] = { "scan_user", B (CS_F_DEV) | B (CS_F_SCAN) | B (CS_F_EMPNO),
         B (CS_F_NAME) | B (CS_F_TAG) | B (CS_F_ENABLE) | B (CS_F_BEGIN) | B (CS_F_END) },
     [CS_MSG_SCAN_END] = { "scan_end", B (CS_F_DEV) | B (CS_F_SCAN) | B (CS_F_OK) | B (CS_F_COUNT),
-        B (CS_F_ERROR) | B (CS_F_TS) },
+        B (CS_F_ERROR) | B (CS_F_TS) | B (CS_F_CAP) },
     [CS_MSG_COMMAND] = { "command", B (CS_F_ID) | B (CS_F_DEV) | B (CS_F_OP),
         B (CS_F_EMPNO) | B (CS_F_EMAIL) | B (CS_F_NAME) | B (CS_F_TAG) | B (CS_F_ENABLE)
         | B (CS_F_BEGIN) | B (CS_F_END) | B (CS_F_TS) },

@@ -12,7 +12,7 @@
  *   cycle_end    producer -> differ   it ended: ok, full, count, error
  *   scan_begin   pusher   -> differ   a device's user list follows
  *   scan_user    pusher   -> differ   one person on the device
- *   scan_end     pusher   -> differ   the list is complete (ok) or not
+ *   scan_end     pusher   -> differ   the list is complete (ok) or not, and the capacity
  *   command      differ   -> pusher   set a person's validity, create one, or scan
  *   result       pusher   -> differ   what became of a command
  *   health       pusher   -> differ   a device's reachability and credentials
@@ -91,6 +91,7 @@ typedef enum {
     CS_F_REQ,           /* req    uint   an operator's request id (replay, approve) */
     CS_F_ROLES,         /* roles  [[role int, start day, end day], ...] */
     CS_F_IDS,           /* ids    [uint, ...] */
+    CS_F_CAP,           /* cap    uint   persons a device can hold (maxRecordNum) */
     CS_F_COUNT_FIELDS
 } cs_field_t;
 

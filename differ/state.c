@@ -56,6 +56,8 @@ static const char *SCHEMA [] = {
     "CREATE INDEX command_due ON command (device, sent_ms, id) WHERE state = 'pending';",
     /* 6: the cycle being received is kept in a TEMP table (see cs_state_open) */
     "DROP TABLE staging;",
+    /* 7: how many persons each device can hold, from its last scan */
+    "ALTER TABLE scanned ADD COLUMN capacity INTEGER;",
 };
 
 /* The members of the export being received: a temporary table, so that a
@@ -241,7 +243,7 @@ cs_state_open (const char *path, const cs_config_t *cfg, cs_log_t *log, int dry_
     }
     s->db = cs_db_open (path, error, error_size);
     int ok = s->db != NULL;         /* cs_db_open wrote the reason */
-    if (ok && (cs_db_migrate (s->db, SCHEMA, 6) != 0 || cs_db_exec (s->db, STAGING) != 0)) {
+    if (ok && (cs_db_migrate (s->db, SCHEMA, 7) != 0 || cs_db_exec (s->db, STAGING) != 0)) {
         snprintf (error, error_size, "%s", cs_db_errmsg (s->db));
         ok = 0;
     }
@@ -1064,7 +1066,7 @@ on_scan_end (cs_state_t *s, const cs_msg_t *m)
     sqlite3_stmt *st;
     if (ok) {
         const char *sql [] = {
-            "INSERT INTO scanned VALUES (?1, 0) ON CONFLICT DO NOTHING",
+            "INSERT INTO scanned VALUES (?1, 0, ?2) ON CONFLICT (device) DO UPDATE SET capacity = excluded.capacity",
             "DELETE FROM person WHERE device = ?1",
             "INSERT INTO person SELECT * FROM person_staging WHERE device = ?1",
             /* a remembered person who is gone from the device is matched afresh */
@@ -1076,6 +1078,8 @@ on_scan_end (cs_state_t *s, const cs_msg_t *m)
             if (!st)
                 return -1;
             sqlite3_bind_text (st, 1, dev, -1, SQLITE_STATIC);
+            if (i == 0 && cs_msg_has (m, CS_F_CAP))
+                sqlite3_bind_int64 (st, 2, cs_msg_int (m, CS_F_CAP));
             if (cs_db_step_done (s->db, st) != 0)
                 return -1;
         }

@@ -53,6 +53,7 @@ typedef struct task_s {
     int64_t first_try;          /* mono ms */
     int64_t not_before;         /* mono ms */
     uint64_t scan;              /* scan id */
+    int64_t capacity;           /* scan: maxRecordNum, read first (0: not told) */
     int position;
     int pages;
     size_t count;
@@ -182,6 +183,8 @@ send_scan_end (pusher_t *p, device_t *d, task_t *t, int ok, const char *error)
     cs_msg_set_int (m, CS_F_COUNT, (int64_t) t->count);
     if (error)
         cs_msg_set_str (m, CS_F_ERROR, error);
+    if (t->capacity > 0)
+        cs_msg_set_int (m, CS_F_CAP, t->capacity);
     cs_msg_set_int (m, CS_F_TS, zclock_time ());
     char n [32];
     snprintf (n, sizeof n, "%zu", t->count);
@@ -355,6 +358,11 @@ start_request (pusher_t *p, device_t *d, task_t *t)
             path = "/ISAPI/System/deviceInfo";
             break;
         case T_SCAN: {
+            if (t->step == 0) {     /* first the device's capacity */
+                method = "GET";
+                path = "/ISAPI/AccessControl/UserInfo/capabilities?format=json";
+                break;
+            }
             char sid [24];
             snprintf (sid, sizeof sid, "cs%llu", (unsigned long long) (t->scan % 1000000));
             x->body_out = cs_isapi_search_body (sid, t->position, d->page_size);
@@ -667,6 +675,19 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
     cs_isapi_classify (rc == CURLE_OK ? NULL : (x->errbuf [0] ? x->errbuf : curl_easy_strerror (rc)),
                        http, x->resp, x->len, x->challenged, &o);
     int64_t now = zclock_mono ();
+    if (t->kind == T_SCAN && t->step == 0 && o.cls != CS_OUT_AUTH && o.cls != CS_OUT_LOCKED
+        && o.cls != CS_OUT_TRANSIENT) {
+        /* the capacity, if the device tells it; the scan goes on either way */
+        json_t *cap = json_object_get (json_object_get (o.json, "UserInfo"), "maxRecordNum");
+        t->capacity = o.cls == CS_OUT_OK && json_is_integer (cap) ? json_integer_value (cap) : 0;
+        t->step = 1;
+        if (o.cls == CS_OUT_OK)
+            set_health (p, d, "ok", NULL, 0);
+        enqueue (d, t, 1);
+        cs_outcome_clear (&o);
+        xfer_free (x);
+        return;
+    }
     switch (o.cls) {
         case CS_OUT_AUTH:
         case CS_OUT_LOCKED: {

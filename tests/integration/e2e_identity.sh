@@ -82,6 +82,7 @@ expect_out "  - 1 failed target (cardsync-auditor failed; then replay)" "status:
 expect_out "members:       3 (3 with a usable e-mail)" "status: members"
 expect_out "1 failed" "status: targets"
 expect_out "door1        ok; last scan" "status: device health"
+expect_out "persons of 1500" "status: persons against the device's capacity"
 expect_out "guard:         clear" "status: guard"
 expect_out "failed queue:  1" "status: failed queue"
 
@@ -102,6 +103,7 @@ import json, sys
 j = json.loads(open('$_out').read())
 assert j['targets']['failed'] == 0 and j['members'] == 3 and j['attention'] == [], j
 assert j['devices'][0]['name'] == 'door1' and j['devices'][0]['health'] == 'ok' and j['devices'][0]['persons'] >= 3, j
+assert j['devices'][0]['capacity'] == 1500, j
 assert j['last_export']['result'] in ('full', 'incremental'), j
 "
 run $AUD status --bogus
@@ -124,4 +126,12 @@ expect_out "superseded  door1    refused@example.se" "replay reports it supersed
 run $AUD replay
 expect_rc 64 "replay without a target is a usage error"
 wait_is "and out of the failed queue" 0 state "SELECT count(*) FROM failed"
+
+# a device nearly full is something to attend to
+check "door1 holds 3 at most" $ISAPI fault door1 capacity=3
+echo '{"t":"command","id":99999,"dev":"door1","op":"scan"}' | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/pusher.in"
+wait_is "rescanned with the new capacity" 3 state "SELECT capacity FROM scanned WHERE device = 'door1'"
+run $AUD status
+expect_rc 1 "status with a full device"
+expect_out "  - device door1 is 100% full (3 of 3 persons)" "status says the device is full"
 finish

@@ -89,6 +89,7 @@ wait_for "both devices scanned" 'len([s for s in scans if s["ok"]]) == 2'
 wait_for "door1's three persons" 'sorted(u["no"] for u in users if u["dev"] == "door1") == ["1001", "1002", "9001"]'
 wait_for "with tag and validity" 'any(u["no"] == "1001" and u.get("tag") == "asa@example.se" and u["end"] == "2025-10-01T23:59:59" and u["en"] for u in users)'
 wait_for "door2 is empty" 'any(s["dev"] == "door2" and s["ok"] and s["n"] == 0 for s in scans)'
+wait_for "each scan tells the device's capacity" 'any(s["dev"] == "door1" and s.get("cap") == 1500 for s in scans) and any(s["dev"] == "door2" and s.get("cap") == 3000 for s in scans)'
 check "scan logged" grep -q 'event=scan_end device=door1 ok=true users=3' "$CS_TMP/pusher.log"
 
 # --- a renewal: read, modify the whole record, report -----------------------------

@@ -152,9 +152,12 @@ TEST (every_type_round_trips)
         cs_msg_set_str (m, CS_F_OP, "scan");
         cs_msg_set_str (m, CS_F_STATE, "ok");
         cs_msg_set_int (m, CS_F_REQ, 1);
+        cs_msg_set_int (m, CS_F_CAP, 3000);
         c = round_trip (m);
         CHECK (c && cs_msg_type (c) == small [i]);
         CHECK_STR (cs_msg_type_name (small [i]), cs_msg_type_name (cs_msg_type (c)));
+        if (small [i] == CS_MSG_SCAN_END)
+            CHECK_INT (cs_msg_int (c, CS_F_CAP), 3000);
         cs_msg_destroy (&c);
         cs_msg_destroy (&m);
     }
