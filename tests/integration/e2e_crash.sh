@@ -51,12 +51,7 @@ organisation_ids = 1234
 only_active = false
 poll_interval = 3s
 full_interval = 20s
-[device door1]
-url = ${DEV_URL[door1]}
-username = admin
-[device door2]
-url = ${DEV_URL[door2]}
-username = admin
+$(device_sections door1 door2)
 [sync]
 guard_max_revocations = 100000
 scan_interval = 15s

@@ -32,9 +32,7 @@ only_active = false
 poll_interval = 1h
 full_interval = 2s
 timeout = 2s
-[device door1]
-url = ${DEV_URL[door1]}
-username = admin
+$(device_sections door1)
 [sync]
 guard_max_revocations = 10
 guard_max_percent = 5

@@ -13,9 +13,7 @@ cat > "$CS_TMP/cardsync.ini" <<INI
 url = $CS_API
 username = api@club.example
 organisation_ids = 1234
-[device door1]
-url = ${DEV_URL[door1]}
-username = admin
+$(device_sections door1)
 [pipeline]
 run_dir = $CS_TMP/run
 state_dir = $CS_TMP/state

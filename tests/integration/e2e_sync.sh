@@ -54,12 +54,7 @@ organisation_ids = 1234, 1240
 only_active = false
 poll_interval = 2s
 full_interval = 1h
-[device door1]
-url = ${DEV_URL[door1]}
-username = admin
-[device door2]
-url = ${DEV_URL[door2]}
-username = admin
+$(device_sections door1 door2)
 [sync]
 scan_interval = 10s
 lease = 30s

@@ -40,12 +40,7 @@ organisation_ids = 1234
 poll_interval = 1h
 full_interval = 1s
 timeout = 2s
-[device door1]
-url = ${DEV_URL[door1]}
-username = admin
-[device door2]
-url = ${DEV_URL[door2]}
-username = admin
+$(device_sections door1 door2)
 [sync]
 guard_max_revocations = 10
 [pipeline]

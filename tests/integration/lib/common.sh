@@ -103,6 +103,15 @@ start_isapi_sim () {
     export ISAPI_SIM_CONTROL=http://127.0.0.1:$(sed -n ${i}p "$pf")
 }
 
+# device_sections NAME...: a config's [device NAME] sections for the simulated
+# doors started by start_isapi_sim (their url, user admin, defaults otherwise).
+device_sections () {
+    local n
+    for n in "$@"; do
+        printf '[device %s]\nurl = %s\nusername = admin\n' "$n" "${DEV_URL[$n]}"
+    done
+}
+
 # start_smtp_sink ARGS...: tests/sim/smtp_sink.py; mails land in $CS_TMP/mail.
 # Sets SMTP_PORT (pass --port N to reuse one) and SMTP_PID.
 start_smtp_sink () {
