@@ -112,6 +112,13 @@ $(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# the planner is pure: its test links no SQLite, ZeroMQ or clock
+$(BINDIR)/tests/test_plan: $(OUT)/tests/unit/test_plan.o $(TEST_LIB) $(LIBCS) $(OUT)/differ/plan.o
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCS) -lm
+	@if nm -u $@ | grep -E ' (sqlite3_|zmq_|zsock_|zclock_|zsys_|time@|time$$|clock_gettime|gettimeofday)'; then \
+	    echo "$@: the planner must not use SQLite, ZeroMQ or the clock"; rm -f $@; exit 1; fi
+
 check: tests
 	@tests/run --bin $(BINDIR)
 
