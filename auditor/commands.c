@@ -187,15 +187,15 @@ gather_status (const cs_config_t *cfg, cs_db_t *state, cs_db_t *audit)
         sqlite3_reset (st);
     json_object_set_new (j, "last_export", exp);
 
-    int64_t members = one_int (state, "SELECT count (DISTINCT omid) FROM record");
-    int64_t usable = one_int (state, "SELECT count (DISTINCT email) FROM record WHERE email IS NOT NULL");
-    int64_t matched = one_int (state, "SELECT count (*) FROM identity");
-    int64_t pending = one_int (state, "SELECT count (DISTINCT device || '|' || employee_no) FROM command "
-                                      "WHERE state = 'pending'");
+    /* persons, as the differ's planner left them: each tied person's sync state */
+    int64_t members = one_int (state, "SELECT count (*) FROM record");
+    int64_t usable = one_int (state, "SELECT count (*) FROM record WHERE email IS NOT NULL");
+    int64_t matched = one_int (state, "SELECT count (*) FROM target");
+    int64_t in_sync = one_int (state, "SELECT count (*) FROM target WHERE sync = 'in_sync'");
+    int64_t pending = one_int (state, "SELECT count (*) FROM target WHERE sync = 'pending'");
+    int64_t held = one_int (state, "SELECT count (*) FROM target WHERE sync = 'held'");
     int64_t failed = one_int (state, "SELECT count (*) FROM failed");
     int64_t unmatched = one_int (state, "SELECT count (*) FROM notice WHERE kind = 'unmatched'");
-    int64_t held = one_int (state, "SELECT count (*) FROM held");
-    int64_t in_sync = matched - pending - failed - held > 0 ? matched - pending - failed - held : 0;
     json_object_set_new (j, "members", json_integer (members));
     json_object_set_new (j, "members_with_email", json_integer (usable));
     json_object_set_new (j, "targets", json_pack ("{s:I, s:I, s:I, s:I, s:I, s:I}", "matched", (json_int_t) matched,
@@ -205,6 +205,16 @@ gather_status (const cs_config_t *cfg, cs_db_t *state, cs_db_t *audit)
     if (failed)
         attention (need, "%lld failed target%s (cardsync-auditor failed; then replay)", (long long) failed,
                    failed == 1 ? "" : "s");
+    /* persons still tied to a member whose e-mail their tag no longer holds */
+    json_t *retag = json_array ();
+    st = cs_db_stmt (state, "SELECT device, employee_no, retag FROM target WHERE retag IS NOT NULL "
+                            "ORDER BY device, employee_no");
+    while (st && sqlite3_step (st) == SQLITE_ROW)
+        json_array_append_new (retag, json_pack ("{s:s, s:s, s:s}", "device", text (st, 0),
+                                                 "employee_no", text (st, 1), "email", text (st, 2)));
+    if (st)
+        sqlite3_reset (st);
+    json_object_set_new (j, "tags_to_update", retag);
 
     json_t *devices = json_array ();
     for (size_t i = 0; i < cfg->device_count; i++) {
@@ -307,9 +317,17 @@ cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv)
     else
         printf ("last export:   none yet\n");
     printf ("members:       %lld (%lld with a usable e-mail)\n", I (j, "members"), I (j, "members_with_email"));
-    printf ("targets:       %lld matched: %lld in sync, %lld pending, %lld failed, %lld held by the guard; "
-            "%lld unmatched\n", I (t, "matched"), I (t, "in_sync"), I (t, "pending"), I (t, "failed"),
+    printf ("persons:       %lld tied to members: %lld in sync, %lld pending, %lld failed, %lld held by "
+            "the guard; %lld unmatched\n", I (t, "matched"), I (t, "in_sync"), I (t, "pending"), I (t, "failed"),
             I (t, "held"), I (t, "unmatched"));
+    size_t k;
+    json_t *r;
+    json_array_foreach (json_object_get (j, "tags_to_update"), k, r) {
+        if (k == 0)
+            printf ("tags to update (the member's e-mail changed; the person stays tied):\n");
+        printf ("  %-12s person %-10s should be tagged %s\n", S (r, "device"), S (r, "employee_no"),
+                S (r, "email"));
+    }
     printf ("devices:\n");
     size_t i;
     json_t *d;

@@ -1,4 +1,5 @@
 #include "auditor/notify.h"
+#include "common/vocab.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -255,19 +256,19 @@ cs_notify_tick (cs_notify_t *self, int64_t now_ms)
         sqlite3_bind_int64 (st, 1, mailed);
         sqlite3_bind_int64 (st, 2, top);
         while (sqlite3_step (st) == SQLITE_ROW) {
-            const char *kind = col (st, 2);
+            int kind = cs_event_kind_parse (col (st, 2));
             char w [32], words [400];
             when (sqlite3_column_int64 (st, 1), w);
             one_line (col (st, 6), words, sizeof words);
-            failed += !strcmp (kind, "failed");
-            paused += !strcmp (kind, "health");
-            guards += !strcmp (kind, "guard");
+            failed += kind == CS_EV_FAILED;
+            paused += kind == CS_EV_HEALTH;
+            guards += kind == CS_EV_GUARD;
             if (++listed > MAX_LINES)
                 continue;
-            if (!strcmp (kind, "failed"))
+            if (kind == CS_EV_FAILED)
                 put (&body, "%s  failed    %s on %s: %s: %s (%lld tries)\r\n", w, col (st, 3),
                      col (st, 4), col (st, 5), words, (long long) sqlite3_column_int64 (st, 7));
-            else if (!strcmp (kind, "health"))
+            else if (kind == CS_EV_HEALTH)
                 put (&body, "%s  paused    device %s (%s): %s\r\n", w, col (st, 4), col (st, 8), words);
             else
                 put (&body, "%s  guard     %s\r\n", w, words);

@@ -32,6 +32,9 @@ static const char *SCHEMA [] = {
     "         EXISTS (SELECT 1 FROM event a WHERE a.kind = 'applied' AND a.email IS e.email"
     "                 AND a.device IS e.device AND a.seq > e.seq) AS resolved"
     "  FROM event e WHERE e.kind = 'failed';",
+    /* 2: events name the member by organisation too, and how a person is tied */
+    "ALTER TABLE event ADD COLUMN org INTEGER; ALTER TABLE event ADD COLUMN rule TEXT;"
+    "CREATE INDEX event_member ON event (member_id, seq);",
 };
 
 struct _cs_audit_t {
@@ -48,7 +51,7 @@ cs_audit_open (const char *path, char *error, size_t error_size)
         return NULL;
     }
     self->db = cs_db_open (path, error, error_size);
-    if (!self->db || cs_db_migrate (self->db, SCHEMA, 1) != 0) {
+    if (!self->db || cs_db_migrate (self->db, SCHEMA, (int) (sizeof SCHEMA / sizeof *SCHEMA)) != 0) {
         if (self->db)
             snprintf (error, error_size, "%s", cs_db_errmsg (self->db));
         cs_audit_destroy (&self);
@@ -126,9 +129,9 @@ store_batch (cs_db_t *db, void *arg)
         sqlite3_stmt *st = cs_db_stmt (db,
             "INSERT INTO event (seq, ts, kind, email, device, employee_no, command_id, member_id,"
             " class, http, code, sub, msg, tries, begin_time, end_time, prev_begin, prev_end,"
-            " count, state, name, req, body)"
+            " count, state, name, req, body, org, rule)"
             " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16,"
-            " ?17, ?18, ?19, ?20, ?21, ?22, ?23) ON CONFLICT (seq) DO NOTHING");
+            " ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) ON CONFLICT (seq) DO NOTHING");
         if (!st)
             return -1;
         bind_int (st, 1, m, CS_F_SEQ);
@@ -156,6 +159,8 @@ store_batch (cs_db_t *db, void *arg)
         char *json = cs_msg_to_json (m);
         sqlite3_bind_text (st, 23, json ? json : "{}", -1, SQLITE_TRANSIENT);
         free (json);
+        bind_int (st, 24, m, CS_F_ORG);
+        bind_text (st, 25, m, CS_F_RULE);
         if (cs_db_step_done (db, st) != 0)
             return -1;
         b->inserted [i] = sqlite3_changes (cs_db_handle (db)) == 1;
@@ -192,7 +197,9 @@ cs_audit_store (cs_audit_t *self, cs_msg_t **events, size_t count, int *inserted
 long
 cs_audit_expire (cs_audit_t *self, int days, int64_t now_ms)
 {
-    sqlite3_stmt *st = cs_db_stmt (self->db, "DELETE FROM event WHERE ts < ?1");
+    /* ties made and ended are kept: state.db's ties can be rebuilt from them */
+    sqlite3_stmt *st = cs_db_stmt (self->db, "DELETE FROM event WHERE ts < ?1 "
+                                             "AND kind NOT IN ('tied', 'untied')");
     if (!st)
         return -1;
     sqlite3_bind_int64 (st, 1, now_ms - (int64_t) days * 86400000);

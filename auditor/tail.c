@@ -1,4 +1,5 @@
 #include "auditor/tail.h"
+#include "common/vocab.h"
 #include "common/cli.h"
 #include "common/db.h"
 #include "common/email.h"
@@ -72,10 +73,13 @@ print_event (tail_t *t, json_t *e, const char *raw)
     const char *colour = "", *reset = "";
     if (t->colour) {
         reset = "\033[0m";
-        colour = !strcmp (kind, "applied") ? "\033[32m"
-               : !strcmp (kind, "failed") || !strcmp (kind, "guard") ? "\033[31m"
-               : !strcmp (kind, "unmatched") || !strcmp (kind, "no_email")
-                 || !strcmp (kind, "bad_email") || !strcmp (kind, "duplicate") ? "\033[33m" : "";
+        switch (cs_event_kind_parse (kind)) {
+            case CS_EV_APPLIED: colour = "\033[32m"; break;
+            case CS_EV_FAILED: case CS_EV_GUARD: colour = "\033[31m"; break;
+            case CS_EV_UNMATCHED: case CS_EV_NO_EMAIL: case CS_EV_BAD_EMAIL: case CS_EV_DUPLICATE:
+            case CS_EV_CONFLICT: case CS_EV_EMAIL_CHANGED: case CS_EV_SKIPPED: colour = "\033[33m"; break;
+            default: break;
+        }
     }
     char who [400];
     if (*str (e, "email"))
@@ -102,6 +106,16 @@ print_event (tail_t *t, json_t *e, const char *raw)
     else if (!strcmp (kind, "replayed"))
         snprintf (what, sizeof what, "re-sent as command %lld",
                   (long long) json_integer_value (json_object_get (e, "id")));
+    else if (!strcmp (kind, "tied"))
+        snprintf (what, sizeof what, "person %s tied to member %lld:%lld by %s", str (e, "no"),
+                  (long long) json_integer_value (json_object_get (e, "org")),
+                  (long long) json_integer_value (json_object_get (e, "mid")), str (e, "rule"));
+    else if (!strcmp (kind, "untied"))
+        snprintf (what, sizeof what, "person %s no longer tied to member %lld:%lld (%s): %s", str (e, "no"),
+                  (long long) json_integer_value (json_object_get (e, "org")),
+                  (long long) json_integer_value (json_object_get (e, "mid")), str (e, "rule"), str (e, "msg"));
+    else if (!strcmp (kind, "conflict") || !strcmp (kind, "email_changed"))
+        snprintf (what, sizeof what, "person %s: %s", str (e, "no"), str (e, "msg"));
     else if (!strcmp (kind, "health"))
         snprintf (what, sizeof what, "%s%s%s", str (e, "state"), *str (e, "msg") ? ": " : "", str (e, "msg"));
     else

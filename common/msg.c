@@ -56,6 +56,7 @@ static const field_info_t s_fields [CS_F_COUNT_FIELDS] = {
     [CS_F_ROLES]      = { "roles", K_ROLES, CS_MSG_MAX_ROLES },
     [CS_F_IDS]        = { "ids", K_IDS, CS_MSG_MAX_IDS },
     [CS_F_CAP]        = { "cap", K_UINT, 0 },
+    [CS_F_RULE]       = { "rule", K_STR, 16 },
 };
 
 #define B(f) (UINT64_C (1) << (f))
@@ -89,11 +90,13 @@ static const type_info_t s_types [CS_MSG_TYPE_COUNT] = {
         B (CS_F_EMAIL) | B (CS_F_DEV) | B (CS_F_EMPNO) | B (CS_F_ID) | B (CS_F_MID)
         | B (CS_F_CLASS) | B (CS_F_HTTP) | B (CS_F_CODE) | B (CS_F_SUB) | B (CS_F_MSG)
         | B (CS_F_TRIES) | B (CS_F_BEGIN) | B (CS_F_END) | B (CS_F_PREV_BEGIN)
-        | B (CS_F_PREV_END) | B (CS_F_COUNT) | B (CS_F_STATE) | B (CS_F_NAME) | B (CS_F_REQ) },
+        | B (CS_F_PREV_END) | B (CS_F_COUNT) | B (CS_F_STATE) | B (CS_F_NAME) | B (CS_F_REQ)
+        | B (CS_F_ORG) | B (CS_F_RULE) | B (CS_F_TAG) },
     [CS_MSG_ACK] = { "ack", B (CS_F_SEQ), 0 },
     [CS_MSG_REPLAY] = { "replay", B (CS_F_REQ),
         B (CS_F_ALL) | B (CS_F_IDS) | B (CS_F_EMAIL) | B (CS_F_DEV) },
     [CS_MSG_APPROVE] = { "approve", B (CS_F_REQ) | B (CS_F_COUNT), 0 },
+    [CS_MSG_SCAN_SKIP] = { "scan_skip", B (CS_F_DEV) | B (CS_F_SCAN) | B (CS_F_MSG), B (CS_F_NAME) },
 };
 
 struct _cs_msg_t {

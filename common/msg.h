@@ -12,6 +12,7 @@
  *   cycle_end    producer -> differ   it ended: ok, full, count, error
  *   scan_begin   pusher   -> differ   a device's user list follows
  *   scan_user    pusher   -> differ   one person on the device
+ *   scan_skip    pusher   -> differ   a person of the list that cannot be used, and why
  *   scan_end     pusher   -> differ   the list is complete (ok) or not, and the capacity
  *   command      differ   -> pusher   set a person's validity, create one, or scan
  *   result       pusher   -> differ   what became of a command
@@ -48,6 +49,7 @@ typedef enum {
     CS_MSG_ACK,
     CS_MSG_REPLAY,
     CS_MSG_APPROVE,
+    CS_MSG_SCAN_SKIP,
     CS_MSG_TYPE_COUNT
 } cs_msg_type_t;
 
@@ -92,6 +94,7 @@ typedef enum {
     CS_F_ROLES,         /* roles  [[role int, start day, end day], ...] */
     CS_F_IDS,           /* ids    [uint, ...] */
     CS_F_CAP,           /* cap    uint   persons a device can hold (maxRecordNum) */
+    CS_F_RULE,          /* rule   str    how a person is tied: tag, map, member_id, created */
     CS_F_COUNT_FIELDS
 } cs_field_t;
 

@@ -98,17 +98,6 @@ parse_long (const char *text, int64_t *out)
     return 0;
 }
 
-static int
-role_wanted (const cs_cardskipper_config_t *cfg, int64_t role)
-{
-    if (cfg->role_count == 0)
-        return 1;
-    for (size_t i = 0; i < cfg->role_count; i++)
-        if (cfg->roles [i] == role)
-            return 1;
-    return 0;
-}
-
 static void
 on_start (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri,
           int nb_ns, const xmlChar **ns, int nb_attrs, int nb_defaulted, const xmlChar **attrs)
@@ -177,8 +166,6 @@ on_start (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *
                   (long long) x->omid, (long long) role, start, end, why);
             return;
         }
-        if (!role_wanted (x->cfg, role))
-            return;
         if (x->role_count == MAX_ROLES) {
             fail (x, "member %lld has more than %d roles", (long long) x->omid, MAX_ROLES);
             return;

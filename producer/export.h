@@ -20,8 +20,9 @@ typedef enum {
     CS_EXPORT_INTERRUPTED     /* SIGTERM */
 } cs_export_status_t;
 
-/* One member as the export gave it; the roles are already narrowed to the
- * organisation asked for and the configured roles. Strings may be NULL. */
+/* One member as the export gave it; the roles are narrowed to the
+ * organisation asked for (which roles grant access is the differ's planner's
+ * to decide). Strings may be NULL. */
 typedef struct {
     int64_t org;
     int64_t omid;             /* 0 if absent */

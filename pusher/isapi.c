@@ -12,20 +12,10 @@ to_int (const char *text)
     return end == text ? 0 : (int) v;
 }
 
-static const char *s_class_names [] = {
-    "ok", "transient", "auth", "locked", "not_found", "exists", "full", "unsupported", "invalid",
-};
-
-const char *
-cs_isapi_class_name (cs_outcome_class_t cls)
-{
-    return cls <= CS_OUT_INVALID ? s_class_names [cls] : "invalid";
-}
-
 int
-cs_isapi_retryable (cs_outcome_class_t cls)
+cs_isapi_retryable (cs_class_t cls)
 {
-    return cls == CS_OUT_TRANSIENT;
+    return cls == CS_CLASS_TRANSIENT;
 }
 
 void
@@ -71,7 +61,7 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
     memset (out, 0, sizeof *out);
     out->http = http;
     if (curl_error) {
-        out->cls = CS_OUT_TRANSIENT;
+        out->cls = CS_CLASS_TRANSIENT;
         snprintf (out->msg, sizeof out->msg, "%s", curl_error);
         return;
     }
@@ -104,17 +94,17 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
     if (http == 401) {
         char lock [16], unlock [16], retry [16];
         if (xml_value (text, "lockStatus", lock, sizeof lock) && !strncmp (lock, "lock", 4)) {
-            out->cls = CS_OUT_LOCKED;
+            out->cls = CS_CLASS_LOCKED;
             out->unlock_s = xml_value (text, "unlockTime", unlock, sizeof unlock) ? to_int (unlock) : 1800;
             snprintf (out->msg, sizeof out->msg, "the device has locked the account for %d s "
                       "after failed logins", out->unlock_s);
         }
         else if (!challenged) {
-            out->cls = CS_OUT_TRANSIENT;      /* busy or rebooting firmware does this */
+            out->cls = CS_CLASS_TRANSIENT;      /* busy or rebooting firmware does this */
             snprintf (out->msg, sizeof out->msg, "401 without a challenge (device busy?)");
         }
         else {
-            out->cls = CS_OUT_AUTH;
+            out->cls = CS_CLASS_AUTH;
             int left = xml_value (text, "retryLoginTime", retry, sizeof retry) ? to_int (retry) : -1;
             if (left >= 0)
                 snprintf (out->msg, sizeof out->msg, "login refused: wrong username or password "
@@ -126,27 +116,27 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
         return;
     }
     if (http >= 500 || out->code == 2 || !strcmp (out->sub, "deviceBusy")) {
-        out->cls = CS_OUT_TRANSIENT;
+        out->cls = CS_CLASS_TRANSIENT;
         if (!out->msg [0])
             snprintf (out->msg, sizeof out->msg, "HTTP %ld: %.200s", http, text);
         return;
     }
     if (http >= 200 && http < 300 && (out->code == 0 || out->code == 1)) {
-        out->cls = CS_OUT_OK;
+        out->cls = CS_CLASS_OK;
         return;
     }
     const char *sub = out->sub;
     if (!strcmp (sub, "employeeNoNotExist") || !strcmp (sub, "deviceUserNotExist"))
-        out->cls = CS_OUT_NOT_FOUND;
+        out->cls = CS_CLASS_NOT_FOUND;
     else if (!strcmp (sub, "employeeNoAlreadyExist") || !strcmp (sub, "deviceUserAlreadyExist"))
-        out->cls = CS_OUT_EXISTS;
+        out->cls = CS_CLASS_EXISTS;
     else if (!strcmp (sub, "deviceUserFull"))
-        out->cls = CS_OUT_FULL;
+        out->cls = CS_CLASS_FULL;
     else if (!strcmp (sub, "notSupport") || !strcmp (sub, "methodNotAllowed") || http == 404
              || http == 405)
-        out->cls = CS_OUT_UNSUPPORTED;
+        out->cls = CS_CLASS_UNSUPPORTED;
     else
-        out->cls = CS_OUT_INVALID;
+        out->cls = CS_CLASS_INVALID;
     if (!out->msg [0] || (!out->code && !out->sub [0]))
         snprintf (out->msg, sizeof out->msg, "HTTP %ld: %.300s", http, text);
 }

@@ -3,28 +3,18 @@
 #ifndef CS_ISAPI_H
 #define CS_ISAPI_H
 
+#include "common/vocab.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
-typedef enum {
-    CS_OUT_OK = 0,
-    CS_OUT_TRANSIENT,       /* network, timeout, 5xx, deviceBusy, 401 without a challenge */
-    CS_OUT_AUTH,            /* 401 after a challenge: the credentials are wrong */
-    CS_OUT_LOCKED,          /* the device locked the account */
-    CS_OUT_NOT_FOUND,       /* employeeNoNotExist / deviceUserNotExist */
-    CS_OUT_EXISTS,          /* employeeNoAlreadyExist / deviceUserAlreadyExist */
-    CS_OUT_FULL,            /* deviceUserFull */
-    CS_OUT_UNSUPPORTED,     /* notSupport, methodNotAllowed, 404 */
-    CS_OUT_INVALID          /* any other refusal: bad field, bad format ... */
-} cs_outcome_class_t;
-
 typedef struct {
-    cs_outcome_class_t cls;
+    cs_class_t cls;
     long http;              /* HTTP status, 0 if none */
     int code;               /* statusCode, 0 if none */
     char sub [64];          /* subStatusCode */
     char msg [600];         /* the device's own words, or what went wrong */
-    int unlock_s;           /* with CS_OUT_LOCKED: seconds until the device unlocks */
+    int unlock_s;           /* with CS_CLASS_LOCKED: seconds until the device unlocks */
     json_t *json;           /* the parsed body when it was JSON (owned), else NULL */
 } cs_outcome_t;
 
@@ -34,12 +24,8 @@ void cs_isapi_classify (const char *curl_error, long http, const char *body, siz
                         int challenged, cs_outcome_t *out);
 void cs_outcome_clear (cs_outcome_t *out);
 
-/* "ok", "transient", "auth", "locked", "not_found", "exists", "full",
- * "unsupported", "invalid": the class names results and events carry. */
-const char *cs_isapi_class_name (cs_outcome_class_t cls);
-
 /* Whether a class is worth trying again later. */
-int cs_isapi_retryable (cs_outcome_class_t cls);
+int cs_isapi_retryable (cs_class_t cls);
 
 /* The body of a Search for one page of every person (a scan). */
 char *cs_isapi_search_body (const char *search_id, int position, int max_results);

@@ -45,7 +45,8 @@ typedef struct task_s {
     uint64_t id;                /* the differ's command id (0 for scans and probes) */
     char no [33];               /* employeeNo */
     char *email;                /* "" if not given (malloc'd: thousands of tasks may wait) */
-    char *name;
+    char *name;                 /* create: the person's name, as the differ resolved it */
+    char *tag;                  /* create: the e-mail tag to store, NULL for none */
     char begin [20];
     char end [20];
     int step;                   /* which request of the task is next */
@@ -126,7 +127,7 @@ set_health (pusher_t *p, device_t *d, const char *state, const char *msg, int64_
     if (!strcmp (d->health, state))
         return;
     snprintf (d->health, sizeof d->health, "%s", state);
-    cs_log (p->log, strcmp (state, "ok") ? CS_LOG_WARN : CS_LOG_INFO, "device_health",
+    cs_log (p->log, cs_health_parse (state) != CS_HEALTH_OK ? CS_LOG_WARN : CS_LOG_INFO, "device_health",
             "device", d->cfg->name, "state", state, "msg", msg, NULL);
     cs_msg_t *m = cs_msg_new (CS_MSG_HEALTH);
     cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
@@ -145,8 +146,8 @@ send_result (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
     cs_msg_t *m = cs_msg_new (CS_MSG_RESULT);
     cs_msg_set_int (m, CS_F_ID, (int64_t) t->id);
     cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
-    cs_msg_set_bool (m, CS_F_OK, o->cls == CS_OUT_OK);
-    cs_msg_set_str (m, CS_F_CLASS, cs_isapi_class_name (o->cls));
+    cs_msg_set_bool (m, CS_F_OK, o->cls == CS_CLASS_OK);
+    cs_msg_set_str (m, CS_F_CLASS, cs_class_name (o->cls));
     cs_msg_set_str (m, CS_F_EMPNO, t->no);
     if (o->http)
         cs_msg_set_int (m, CS_F_HTTP, o->http);
@@ -157,7 +158,7 @@ send_result (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
     if (o->msg [0])
         cs_msg_set_str (m, CS_F_MSG, o->msg);
     cs_msg_set_int (m, CS_F_TRIES, t->attempts + 1);
-    if (o->cls == CS_OUT_OK) {
+    if (o->cls == CS_CLASS_OK) {
         cs_msg_set_str (m, CS_F_BEGIN, t->begin);
         cs_msg_set_str (m, CS_F_END, t->end);
     }
@@ -165,11 +166,11 @@ send_result (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
     char id [32], tries [16];
     snprintf (id, sizeof id, "%llu", (unsigned long long) t->id);
     snprintf (tries, sizeof tries, "%d", t->attempts + 1);
-    cs_log (p->log, o->cls == CS_OUT_OK ? CS_LOG_INFO : CS_LOG_WARN,
-            o->cls == CS_OUT_OK ? (t->wrote ? "applied" : "already_applied") : "failed",
+    cs_log (p->log, o->cls == CS_CLASS_OK ? CS_LOG_INFO : CS_LOG_WARN,
+            o->cls == CS_CLASS_OK ? (t->wrote ? "applied" : "already_applied") : "failed",
             "id", id, "device", d->cfg->name, "employee_no", t->no, "email", t->email,
-            "begin", t->begin, "end", t->end, "class", cs_isapi_class_name (o->cls),
-            "tries", tries, "msg", o->cls == CS_OUT_OK ? NULL : o->msg, NULL);
+            "begin", t->begin, "end", t->end, "class", cs_class_name (o->cls),
+            "tries", tries, "msg", o->cls == CS_CLASS_OK ? NULL : o->msg, NULL);
     send_msg (p, m);
 }
 
@@ -220,6 +221,7 @@ task_free (task_t *t)
     json_decref (t->record);
     free (t->email);
     free (t->name);
+    free (t->tag);
     free (t);
 }
 
@@ -383,9 +385,7 @@ start_request (pusher_t *p, device_t *d, task_t *t)
             break;
         case T_CREATE: {
             path = "/ISAPI/AccessControl/UserInfo/Record?format=json";
-            int by_name = !strcmp (p->cfg->sync.tag_field, "name");
-            x->body_out = cs_isapi_record_body (t->no, by_name ? t->email : t->name,
-                                                by_name ? NULL : t->email, t->begin, t->end,
+            x->body_out = cs_isapi_record_body (t->no, t->name, t->tag, t->begin, t->end,
                                                 d->cfg->door_right, d->cfg->plan_template);
             break;
         }
@@ -501,6 +501,28 @@ seen_add (task_t *t, const char *no)
     return 1;
 }
 
+/* Tells the differ of a person the scan cannot use (an employeeNo that is
+ * empty, longer than 32 bytes or not UTF-8). */
+static void
+scan_skip (pusher_t *p, device_t *d, task_t *t, const char *no, const char *name)
+{
+    char shown [48], why [200];
+    size_t len = strlen (no);
+    size_t k = 0;
+    for (size_t i = 0; i < len && k + 4 < sizeof shown; i++)
+        shown [k++] = no [i] >= 0x20 && no [i] < 0x7f ? no [i] : '?';
+    shown [k] = 0;
+    snprintf (why, sizeof why, "employeeNo '%s%s' (%zu bytes) cannot be used: it must be 1 to 32 "
+              "bytes of UTF-8; this person is skipped", shown, k < len ? "..." : "", len);
+    cs_msg_t *m = cs_msg_new (CS_MSG_SCAN_SKIP);
+    cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
+    cs_msg_set_int (m, CS_F_SCAN, (int64_t) t->scan);
+    cs_msg_set_str (m, CS_F_MSG, why);
+    if (name)
+        cs_msg_set_str (m, CS_F_NAME, name);        /* dropped if unusable */
+    send_msg (p, m);
+}
+
 static void
 scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
 {
@@ -509,7 +531,7 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
     json_int_t n = json_integer_value (json_object_get (s, "numOfMatches"));
     json_t *users = json_object_get (s, "UserInfo");
     if (!s || !status) {
-        cs_outcome_t bad = { .cls = CS_OUT_INVALID, .http = o->http };
+        cs_outcome_t bad = { .cls = CS_CLASS_INVALID, .http = o->http };
         snprintf (bad.msg, sizeof bad.msg, "a Search answer without UserInfoSearch");
         task_failed (p, d, t, &bad);
         return;
@@ -541,8 +563,14 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
         cs_msg_t *m = cs_msg_new (CS_MSG_SCAN_USER);
         cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
         cs_msg_set_int (m, CS_F_SCAN, (int64_t) t->scan);
-        cs_msg_set_str (m, CS_F_EMPNO, no);
         const char *name = json_string_value (json_object_get (u, "name"));
+        if (cs_msg_set_str (m, CS_F_EMPNO, no) != 0) {
+            /* a number cardsync cannot address: this person is skipped, the
+             * rest of the scan counts */
+            cs_msg_destroy (&m);
+            scan_skip (p, d, t, no, name);
+            continue;
+        }
         if (name)
             cs_msg_set_str (m, CS_F_NAME, name);
         json_t *ext = json_array_get (json_object_get (u, "PersonInfoExtends"), 0);
@@ -633,7 +661,7 @@ read_done (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
             continue;
         }
         if (!u) {
-            cs_outcome_t gone = { .cls = CS_OUT_NOT_FOUND, .http = o->http };
+            cs_outcome_t gone = { .cls = CS_CLASS_NOT_FOUND, .http = o->http };
             snprintf (gone.sub, sizeof gone.sub, "employeeNoNotExist");
             snprintf (gone.msg, sizeof gone.msg, "person %s is not on the device", m->no);
             send_result (p, d, m, &gone);
@@ -675,25 +703,25 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
     cs_isapi_classify (rc == CURLE_OK ? NULL : (x->errbuf [0] ? x->errbuf : curl_easy_strerror (rc)),
                        http, x->resp, x->len, x->challenged, &o);
     int64_t now = zclock_mono ();
-    if (t->kind == T_SCAN && t->step == 0 && o.cls != CS_OUT_AUTH && o.cls != CS_OUT_LOCKED
-        && o.cls != CS_OUT_TRANSIENT) {
+    if (t->kind == T_SCAN && t->step == 0 && o.cls != CS_CLASS_AUTH && o.cls != CS_CLASS_LOCKED
+        && o.cls != CS_CLASS_TRANSIENT) {
         /* the capacity, if the device tells it; the scan goes on either way */
         json_t *cap = json_object_get (json_object_get (o.json, "UserInfo"), "maxRecordNum");
-        t->capacity = o.cls == CS_OUT_OK && json_is_integer (cap) ? json_integer_value (cap) : 0;
+        t->capacity = o.cls == CS_CLASS_OK && json_is_integer (cap) ? json_integer_value (cap) : 0;
         t->step = 1;
-        if (o.cls == CS_OUT_OK)
-            set_health (p, d, "ok", NULL, 0);
+        if (o.cls == CS_CLASS_OK)
+            set_health (p, d, cs_health_name (CS_HEALTH_OK), NULL, 0);
         enqueue (d, t, 1);
         cs_outcome_clear (&o);
         xfer_free (x);
         return;
     }
     switch (o.cls) {
-        case CS_OUT_AUTH:
-        case CS_OUT_LOCKED: {
-            int64_t pause = o.cls == CS_OUT_LOCKED ? ((int64_t) o.unlock_s + 30) * 1000 : AUTH_PAUSE_MS;
+        case CS_CLASS_AUTH:
+        case CS_CLASS_LOCKED: {
+            int64_t pause = o.cls == CS_CLASS_LOCKED ? ((int64_t) o.unlock_s + 30) * 1000 : AUTH_PAUSE_MS;
             d->paused_until = now + pause;
-            set_health (p, d, o.cls == CS_OUT_LOCKED ? "locked" : "auth", o.msg,
+            set_health (p, d, cs_health_name (o.cls == CS_CLASS_LOCKED ? CS_HEALTH_LOCKED : CS_HEALTH_AUTH), o.msg,
                         zclock_time () + pause);
             if (t->kind == T_READ)
                 unbatch (d, t);
@@ -701,9 +729,9 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
                 enqueue (d, t, 1);  /* it runs again after the pause */
             break;
         }
-        case CS_OUT_TRANSIENT:
+        case CS_CLASS_TRANSIENT:
             if (rc != CURLE_OK)
-                set_health (p, d, "down", o.msg, 0);
+                set_health (p, d, cs_health_name (CS_HEALTH_DOWN), o.msg, 0);
             if (t->kind == T_READ) {
                 while (t->batch) {
                     task_t *m = t->batch;
@@ -716,8 +744,8 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
             else
                 retry_later (p, d, t, &o);
             break;
-        case CS_OUT_OK:
-            set_health (p, d, "ok", NULL, 0);
+        case CS_CLASS_OK:
+            set_health (p, d, cs_health_name (CS_HEALTH_OK), NULL, 0);
             if (t->kind == T_PROBE)
                 task_free (t);
             else if (t->kind == T_SCAN)
@@ -734,7 +762,7 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
                 task_free (t);
             }
             break;
-        case CS_OUT_EXISTS:
+        case CS_CLASS_EXISTS:
             if (t->kind == T_CREATE) {          /* already there: set it instead */
                 t->kind = T_SET;
                 t->step = 0;
@@ -743,7 +771,7 @@ finish_xfer (pusher_t *p, xfer_t *x, CURLcode rc)
             }
             task_failed (p, d, t, &o);
             break;
-        case CS_OUT_INVALID:
+        case CS_CLASS_INVALID:
             if ((t->kind == T_SCAN || t->kind == T_READ) && d->page_size > 10 && strstr (o.msg, "maxResults")) {
                 d->page_size = 10;              /* old firmware: 10 a page */
                 if (t->kind == T_READ)
@@ -868,18 +896,19 @@ take_command (pusher_t *p, cs_msg_t *m)
         cs_log (p->log, CS_LOG_WARN, "unknown_device", "device", dev, NULL);
         return;
     }
-    if (!strcmp (op, "scan")) {
+    int which = cs_op_parse (op);
+    if (which == CS_OP_SCAN) {
         queue_scan (d);
+        return;
+    }
+    if (which < 0) {
+        cs_log (p->log, CS_LOG_WARN, "unknown_op", "op", op, NULL);
         return;
     }
     uint64_t id = (uint64_t) cs_msg_int (m, CS_F_ID);
     if (known_command (d, id))
         return;                 /* a re-sent command already queued */
-    task_kind_t kind = !strcmp (op, "create") ? T_CREATE : T_SET;
-    if (strcmp (op, "create") && strcmp (op, "set")) {
-        cs_log (p->log, CS_LOG_WARN, "unknown_op", "op", op, NULL);
-        return;
-    }
+    task_kind_t kind = which == CS_OP_CREATE ? T_CREATE : T_SET;
     const char *no = cs_msg_str (m, CS_F_EMPNO), *b = cs_msg_str (m, CS_F_BEGIN),
                *e = cs_msg_str (m, CS_F_END);
     if (!no || !b || !e) {
@@ -895,7 +924,8 @@ take_command (pusher_t *p, cs_msg_t *m)
     snprintf (t->end, sizeof t->end, "%s", e);
     t->email = strdup (cs_msg_str (m, CS_F_EMAIL) ? cs_msg_str (m, CS_F_EMAIL) : "");
     t->name = strdup (cs_msg_str (m, CS_F_NAME) ? cs_msg_str (m, CS_F_NAME) : "");
-    if (!t->email || !t->name) {
+    t->tag = cs_msg_str (m, CS_F_TAG) ? strdup (cs_msg_str (m, CS_F_TAG)) : NULL;
+    if (!t->email || !t->name || (cs_msg_str (m, CS_F_TAG) && !t->tag)) {
         task_free (t);
         return;
     }
@@ -927,16 +957,16 @@ json_number (const char *body, const char *obj, const char *key)
 }
 
 static const char *
-check_fix (cs_outcome_class_t cls, const char *device)
+check_fix (cs_class_t cls, const char *device)
 {
     static char auth [300];
     char env [128];
     cs_config_device_env (device, env, sizeof env);
     snprintf (auth, sizeof auth, "check the username and the device's password (%s or "
               "password_file); do not retry blindly: the device locks after 5 failures", env);
-    return cls == CS_OUT_AUTH ? auth
-         : cls == CS_OUT_LOCKED ? "wait for the device to unlock, then fix the password"
-         : cls == CS_OUT_TRANSIENT ? "check the url, the network, TLS (ca_file, pinned_pubkey) "
+    return cls == CS_CLASS_AUTH ? auth
+         : cls == CS_CLASS_LOCKED ? "wait for the device to unlock, then fix the password"
+         : cls == CS_CLASS_TRANSIENT ? "check the url, the network, TLS (ca_file, pinned_pubkey) "
                                      "and that the device is on"
          : "the account needs the access-control (person management) right; see the device's answer";
 }
@@ -954,7 +984,7 @@ check_devices (pusher_t *p)
         memset (&x, 0, sizeof x);
         cs_outcome_t o;
         check_get (c, d->cfg->url, "/ISAPI/System/deviceInfo", &x, &o);
-        if (o.cls == CS_OUT_OK) {
+        if (o.cls == CS_CLASS_OK) {
             char model [64] = "?", fw [64] = "?";
             const char *m = x.resp ? strstr (x.resp, "<model>") : NULL;
             if (m)
@@ -966,15 +996,15 @@ check_devices (pusher_t *p)
                     d->cfg->url, model, fw);
             cs_outcome_clear (&o);
             check_get (c, d->cfg->url, "/ISAPI/AccessControl/UserInfo/capabilities?format=json", &x, &o);
-            long long cap = o.cls == CS_OUT_OK ? json_number (x.resp, "UserInfo", "maxRecordNum") : -1;
-            if (o.cls != CS_OUT_OK) {
+            long long cap = o.cls == CS_CLASS_OK ? json_number (x.resp, "UserInfo", "maxRecordNum") : -1;
+            if (o.cls != CS_CLASS_OK) {
                 failures++;
                 printf ("  person capabilities: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls, d->cfg->name));
             }
             cs_outcome_clear (&o);
             check_get (c, d->cfg->url, "/ISAPI/AccessControl/UserInfo/Count?format=json", &x, &o);
-            long long users = o.cls == CS_OUT_OK ? json_number (x.resp, "UserInfoCount", "userNumber") : -1;
-            if (o.cls != CS_OUT_OK) {
+            long long users = o.cls == CS_CLASS_OK ? json_number (x.resp, "UserInfoCount", "userNumber") : -1;
+            if (o.cls != CS_CLASS_OK) {
                 failures++;
                 printf ("  person count: FAILED: %s\n  fix: %s\n", o.msg, check_fix (o.cls, d->cfg->name));
             }
@@ -1020,7 +1050,7 @@ main (int argc, char **argv)
         p.devices [i].cfg = &cfg->devices [i];
         p.devices [i].page_size = 30;
         p.devices [i].batch_reads = 1;
-        snprintf (p.devices [i].health, sizeof p.devices [i].health, "unknown");
+        snprintf (p.devices [i].health, sizeof p.devices [i].health, "%s", cs_health_name (CS_HEALTH_UNKNOWN));
     }
     char error [512];
     cs_zmq_t *zmq = NULL;

@@ -42,26 +42,13 @@ check "seed door2" $ISAPI replace door2 "$CS_TMP/door2.json"
 check "latency door1" $ISAPI fault door1 latency_ms=8
 check "latency door2" $ISAPI fault door2 latency_ms=8
 
-export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='Crash-1' CARDSYNC_DEVICE_DOOR2_PASSWORD='Crash-1'
-cat > "$CS_TMP/cardsync.ini" <<INI
-[cardskipper]
-url = $CS_API
-username = api@club.example
-organisation_ids = 1234
-only_active = false
-poll_interval = 3s
-full_interval = 20s
-$(device_sections door1 door2)
-[sync]
+export CARDSYNC_DEVICE_DOOR1_PASSWORD='Crash-1' CARDSYNC_DEVICE_DOOR2_PASSWORD='Crash-1'
+write_config --all-members --poll 3s --full 20s door1 door2 -- "[sync]
 guard_max_revocations = 100000
 scan_interval = 15s
 lease = 4s
-max_retry_age = 30s
-[pipeline]
-run_dir = $CS_TMP/run
-state_dir = $CS_TMP/state
-INI
-start_group "$CS_TMP/cardsync.ini" 0
+max_retry_age = 30s"
+start_group "$CS_CONFIG" 0
 
 # kill -9, three rounds over the four programs, at random moments
 RANDOM=20261122
@@ -91,11 +78,8 @@ if ! converged; then
 fi
 echo "converged after ~${i}s"
 
-audit () { sqlite3 "$CS_TMP/state/audit.db" "$1"; }
-state () { sqlite3 "$CS_TMP/state/state.db" "$1"; }
 # the outbox drains: everything acknowledged
-for _ in $(seq 1 60); do [ "$(state 'SELECT count(*) FROM outbox')" = 0 ] && break; sleep 0.5; done
-check "every event acknowledged" test "$(state 'SELECT count(*) FROM outbox')" = 0
+wait_until "every event acknowledged" 30 is 0 status 'j["outbox"]' 
 check "no gap in the audit sequence" test "$(audit 'SELECT max(seq) - count(*) FROM event')" = 0
 check "each change applied once (no duplicates)" test "$(audit "SELECT count(*) FROM (SELECT device, employee_no, end_time FROM event WHERE kind = 'applied' GROUP BY 1, 2, 3 HAVING count(*) > 1)")" = 0
 changes=$(audit "SELECT count(*) FROM event WHERE kind = 'applied'")
@@ -111,7 +95,15 @@ for dev in ("door1", "door2"):
         if u["Valid"]["endTime"] != "2030-06-30T23:59:59" or u["Valid"]["beginTime"] != "2020-01-01T00:00:00":
             assert (dev, u["employeeNo"]) in applied, (dev, u["employeeNo"])
 PY
-check "the failed queue is exactly the refused persons" test "$(state "SELECT group_concat(email, ' ') FROM (SELECT email FROM failed ORDER BY email)")" = "$(tr ' ' '\n' <<< "$broken" | grep . | sort | tr '\n' ' ' | sed 's/ $//')"
-check "with the device's own words" test "$(state "SELECT count(*) FROM failed WHERE device = 'door1' AND class = 'invalid' AND msg LIKE '%name%'")" = 5
+failed_queue () {
+    "$CS_BIN/cardsync-auditor" --config "$CS_CONFIG" failed --json | python3 -c "
+import json, sys
+f = [json.loads(l) for l in sys.stdin]
+print(' '.join(sorted(e['email'] for e in f)))
+print(sum(1 for e in f if e['device'] == 'door1' and e['class'] == 'invalid' and 'name' in e['msg']))"
+}
+check "the failed queue is exactly the refused persons, with the device's own words" is \
+    "$(tr ' ' '\n' <<< "$broken" | grep . | sort | tr '\n' ' ' | sed 's/ $//')
+5" failed_queue
 sup shutdown > /dev/null
 finish

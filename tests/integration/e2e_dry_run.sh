@@ -15,22 +15,9 @@ PY
 start_cardskipper_sim --members-file "$CS_TMP/m.json"
 start_isapi_sim --device door1:0 --password 'D-1'
 check "seed" scripts/isapi-ctl seed door1 "$CS_TMP/p.json"
-export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='D-1'
-cat > "$CS_TMP/cardsync.ini" <<INI
-[cardskipper]
-url = $CS_API
-username = api@club.example
-organisation_ids = 1234
-$(device_sections door1)
-[pipeline]
-run_dir = $CS_TMP/run
-state_dir = $CS_TMP/state
-INI
-"$CS_BIN/cardsync-auditor" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/auditor.log" 2>&1 & _pids+=($!)
-"$CS_BIN/cardsync-differ" --config "$CS_TMP/cardsync.ini" --dry-run > "$CS_TMP/differ.log" 2>&1 & _pids+=($!)
-"$CS_BIN/cardsync-pusher" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/pusher.log" 2>&1 & _pids+=($!)
-"$CS_BIN/cardsync-producer" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/producer.log" 2>&1 & _pids+=($!)
-audit () { sqlite3 "$CS_TMP/state/audit.db" "$1" 2>/dev/null; }
+export CARDSYNC_DEVICE_DOOR1_PASSWORD='D-1'
+write_config door1
+start_pipeline auditor differ:--dry-run pusher producer
 for _ in $(seq 1 50); do [ "$(audit "SELECT count(*) FROM event WHERE kind = 'planned'")" = 1 ] && break; sleep 0.2; done
 end=$(python3 -c "import datetime; print((datetime.date.today() + datetime.timedelta(days=9)).isoformat())")
 check "the plan is in the audit" test "$(audit "SELECT employee_no || ' ' || end_time || ' ' || msg FROM event WHERE kind = 'planned'")" = "1 ${end}T23:59:59 set"

@@ -22,29 +22,11 @@ start_isapi_sim --device door1:0 --password 'G-1'
 CSK=scripts/cardskipper-ctl
 ISAPI=scripts/isapi-ctl
 check "seed" $ISAPI seed door1 "$CS_TMP/persons.json"
-export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='G-1'
-cat > "$CS_TMP/cardsync.ini" <<INI
-[cardskipper]
-url = $CS_API
-username = api@club.example
-organisation_ids = 1234
-only_active = false
-poll_interval = 1h
-full_interval = 2s
-timeout = 2s
-$(device_sections door1)
-[sync]
+export CARDSYNC_DEVICE_DOOR1_PASSWORD='G-1'
+write_config --all-members --poll 1h --full 2s --cardskipper "timeout = 2s" door1 -- "[sync]
 guard_max_revocations = 10
-guard_max_percent = 5
-[pipeline]
-run_dir = $CS_TMP/run
-state_dir = $CS_TMP/state
-INI
-for prog in auditor differ pusher producer; do
-    "$CS_BIN/cardsync-$prog" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/$prog.log" 2>&1 &
-    _pids+=($!)
-done
-audit () { sqlite3 "$CS_TMP/state/audit.db" "$1" 2>/dev/null; }
+guard_max_percent = 5"
+start_pipeline
 writes () { $ISAPI stats door1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["writes"])'; }
 cycles () { audit "SELECT count(*) FROM event WHERE kind = 'cycle'"; }
 wait_cycles () {   # wait for N more cycle events
@@ -74,7 +56,7 @@ check "the guard trips" test "$(audit "SELECT group_concat(count) FROM event WHE
 check "nothing revoked" test "$(writes)" = 0
 check "said once, not every cycle" bash -c "sleep 3; test \$(sqlite3 '$CS_TMP/state/audit.db' \"SELECT count(*) FROM event WHERE kind = 'guard'\") = 1"
 check "the differ logs it" grep -q "event=guard_tripped revocations=20" "$CS_TMP/differ.log"
-AUD=("$CS_BIN/cardsync-auditor" --config "$CS_TMP/cardsync.ini")
+AUD=("$CS_BIN/cardsync-auditor" --config "$CS_CONFIG")
 run "${AUD[@]}" status
 expect_out "guard:         TRIPPED: 20 revocations held back" "status shows the guard"
 echo no > "$CS_TMP/no"
@@ -123,5 +105,5 @@ check "the twenty are revoked" test "$(writes)" = 23
 check "the right ones" test "$(audit "SELECT group_concat(email) FROM (SELECT DISTINCT email FROM event WHERE kind = 'applied' AND seq > (SELECT seq FROM event WHERE state = 'approved') ORDER BY email)")" = "$(python3 -c "print(','.join(sorted(f'm{i}@example.se' for i in range(3, 23))))")"
 check "the approval is audited" test "$(audit "SELECT count(*) FROM event WHERE kind = 'guard' AND state = 'approved'")" = 1
 check "and logged" grep -q "event=guard_approved revocations=20" "$CS_TMP/differ.log"
-check "the guard is clear afterwards" bash -c "sleep 2; '$CS_BIN/cardsync-auditor' --config '$CS_TMP/cardsync.ini' status | grep -q 'guard:         clear'"
+check "the guard is clear afterwards" bash -c "sleep 2; '$CS_BIN/cardsync-auditor' --config '$CS_CONFIG' status | grep -q 'guard:         clear'"
 finish

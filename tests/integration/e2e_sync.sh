@@ -45,46 +45,13 @@ CSK=scripts/cardskipper-ctl
 check "seed door1" $ISAPI seed door1 "$CS_TMP/door1.json"
 check "seed door2" $ISAPI seed door2 "$CS_TMP/door2.json"
 
-export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='D00r!' CARDSYNC_DEVICE_DOOR2_PASSWORD='D00r!'
-cat > "$CS_TMP/cardsync.ini" <<INI
-[cardskipper]
-url = $CS_API
-username = api@club.example
-organisation_ids = 1234, 1240
-only_active = false
-poll_interval = 2s
-full_interval = 1h
-$(device_sections door1 door2)
-[sync]
+export CARDSYNC_DEVICE_DOOR1_PASSWORD='D00r!' CARDSYNC_DEVICE_DOOR2_PASSWORD='D00r!'
+write_config --orgs "1234, 1240" --all-members --poll 2s door1 door2 -- "[sync]
 scan_interval = 10s
-lease = 30s
-[pipeline]
-run_dir = $CS_TMP/run
-state_dir = $CS_TMP/state
-INI
-
-for prog in auditor differ pusher producer; do
-    "$CS_BIN/cardsync-$prog" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/$prog.log" 2>&1 &
-    _pids+=($!)
-done
-
-DAY () { python3 -c "import datetime; print((datetime.date.today() + datetime.timedelta(days=$1)).isoformat())"; }
-end_of () { $ISAPI user "$1" "$2" | python3 -c 'import json,sys; u=json.load(sys.stdin); print(u["Valid"]["endTime"])'; }
-writes () { $ISAPI stats "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["writes"])'; }
-audit () { sqlite3 "$CS_TMP/state/audit.db" "$1" 2>/dev/null; }
-wait_until () {   # wait_until NAME SECONDS COMMAND...
-    local name=$1 secs=$2
-    shift 2
-    _checks=$((_checks + 1))
-    for _ in $(seq 1 $((secs * 5))); do
-        "$@" >/dev/null 2>&1 && return 0
-        sleep 0.2
-    done
-    _failures=$((_failures + 1))
-    echo "FAILED: $name"
-    for p in producer differ pusher auditor; do tail -3 "$CS_TMP/$p.log"; done
-}
-is () { [ "$("${@:2}")" = "$1" ]; }
+lease = 30s"
+start_pipeline
+end_of () { valid_until "$1" "$2"; }
+writes () { device_writes "$1"; }
 
 # --- first sync ---------------------------------------------------------------------
 wait_until "asa on door1" 30 is "$(DAY 30)T23:59:59" end_of door1 1001

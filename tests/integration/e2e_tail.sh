@@ -28,29 +28,11 @@ check "seed door1" $ISAPI replace door1 "$CS_TMP/persons.json"
 check "seed door2" $ISAPI replace door2 "$CS_TMP/persons.json"
 check "latency door1" $ISAPI fault door1 latency_ms=3
 check "latency door2" $ISAPI fault door2 latency_ms=3
-export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='Tail-1' CARDSYNC_DEVICE_DOOR2_PASSWORD='Tail-1'
-cat > "$CS_TMP/cardsync.ini" <<INI
-[cardskipper]
-url = $CS_API
-username = api@club.example
-organisation_ids = 1234
-only_active = false
-poll_interval = 1h
-full_interval = 1h
-$(device_sections door1 door2)
-[sync]
-guard_max_revocations = 100000
-[pipeline]
-run_dir = run
-state_dir = state
-INI
-for prog in auditor differ pusher producer; do
-    "$CS_BIN/cardsync-$prog" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/$prog.log" 2>&1 &
-    _pids+=($!)
-done
-audit () { sqlite3 "$CS_TMP/state/audit.db" "$1" 2>/dev/null; }
-state () { sqlite3 "$CS_TMP/state/state.db" "$1" 2>/dev/null; }
-AUD=("$CS_BIN/cardsync-auditor" --config "$CS_TMP/cardsync.ini")
+export CARDSYNC_DEVICE_DOOR1_PASSWORD='Tail-1' CARDSYNC_DEVICE_DOOR2_PASSWORD='Tail-1'
+write_config --all-members --poll 1h door1 door2 -- "[sync]
+guard_max_revocations = 100000"
+start_pipeline
+AUD=("$CS_BIN/cardsync-auditor" --config "$CS_CONFIG")
 for _ in $(seq 1 150); do [ "$(audit "SELECT count(*) FROM event WHERE kind = 'applied'")" -ge 50 ] 2>/dev/null && break; sleep 0.1; done
 
 tails=()
@@ -72,7 +54,7 @@ start_tail human -n 5
 
 # wait for the sync to end and the audit to settle
 for _ in $(seq 1 120); do
-    [ "$(state "SELECT count(*) FROM command WHERE state = 'pending'") $(state "SELECT count(*) FROM outbox")" = "0 0" ] && break
+    [ "$(status '"%d %d" % (j["targets"]["pending"], j["outbox"])')" = "0 0" ] && break
     sleep 0.5
 done
 sleep 2

@@ -30,22 +30,10 @@ start_cardskipper_sim --members-file "$CS_TMP/members.json"
 start_isapi_sim --device door1:0 --device door2:0 --password 'N-1'
 CSK=scripts/cardskipper-ctl
 check "seed" scripts/isapi-ctl seed door1 "$CS_TMP/persons.json"
-export CARDSYNC_CARDSKIPPER_PASSWORD=secret CARDSYNC_DEVICE_DOOR1_PASSWORD='N-1'
+export CARDSYNC_DEVICE_DOOR1_PASSWORD='N-1'
 export CARDSYNC_DEVICE_DOOR2_PASSWORD='not-N-1' CARDSYNC_SMTP_PASSWORD='Mail-Pw-9'
-cat > "$CS_TMP/cardsync.ini" <<INI
-[cardskipper]
-url = $CS_API
-username = api@club.example
-organisation_ids = 1234
-poll_interval = 1h
-full_interval = 1s
-timeout = 2s
-$(device_sections door1 door2)
-[sync]
+write_config --poll 1h --full 1s --cardskipper "timeout = 2s" door1 door2 -- "[sync]
 guard_max_revocations = 10
-[pipeline]
-run_dir = run
-state_dir = state
 [notify]
 smtp_url = smtp://127.0.0.1:$SMTP_PORT
 username = mailer
@@ -53,12 +41,8 @@ ca_file = cert.pem
 from = cardsync@club.example
 to = admin@club.example, Ops@Club.example
 batch_interval = 3s
-export_alert_after = 4s
-INI
-for prog in auditor differ pusher producer; do
-    "$CS_BIN/cardsync-$prog" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/$prog.log" 2>&1 &
-    _pids+=($!)
-done
+export_alert_after = 4s"
+start_pipeline
 mails () { ls "$CS_TMP/mail" 2>/dev/null | grep -c '\.json$'; }
 wait_mails () {   # wait_mails N SECONDS
     for _ in $(seq 1 $(($2 * 5))); do [ "$(mails)" -ge "$1" ] && return 0; sleep 0.2; done
@@ -99,7 +83,7 @@ ts = sorted(json.load(open(f))['time'] for f in glob.glob('$CS_TMP/mail/*.json')
 assert all(b - a >= 2.5 for a, b in zip(ts, ts[1:])), ts
 "
 check "the password is never logged" bash -c "! grep -q 'Mail-Pw-9' '$CS_TMP'/*.log"
-run "$CS_BIN/cardsync-auditor" --config "$CS_TMP/cardsync.ini" --print-config
+run "$CS_BIN/cardsync-auditor" --config "$CS_CONFIG" --print-config
 expect_out "starttls = true" "print-config shows the notify settings"
 expect_no "Mail-Pw-9" "print-config hides the password"
 finish

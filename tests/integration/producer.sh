@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cardsync-producer against cardskipper-sim, with msgdump standing in for the
-# differ: what it sends for a full export, role and organisation filters, and
+# differ: what it sends for a full export, the organisation filter, and
 # how every kind of failure ends the cycle (ok=false, reason, exit code).
 set -u
 . "$(dirname "$0")/lib/common.sh"
@@ -10,7 +10,7 @@ CTL=scripts/cardskipper-ctl
 mkdir -p "$CS_TMP/run"
 export CARDSYNC_CARDSKIPPER_PASSWORD=secret
 
-write_config () {   # write_config [EXTRA [cardskipper] LINES]
+producer_config () {   # producer_config [EXTRA [cardskipper] LINES]
     cat > "$CS_TMP/cardsync.ini" <<INI
 [cardskipper]
 url = $CS_API
@@ -54,7 +54,7 @@ same () {
 }
 
 # --- a full export -------------------------------------------------------------------
-write_config ""
+producer_config ""
 once
 expect_rc 0 "producer --once"
 same "framed by one cycle" "$(msgs '(begin["full"], end["ok"], end["full"], end["n"], begin["c"] == end["c"])')" "(True, True, True, 13, True)"
@@ -69,19 +69,19 @@ same "end before start is passed on as it is" "$(msgs 'members[1008]["roles"]')"
 check "a log line for the cycle" grep -q 'event=cycle_end .*full=true ok=true members=13' "$_out"
 
 # --- filters ---------------------------------------------------------------------------
-write_config "roles = 3128, 3127"
+producer_config "roles = 3128, 3127"
 once
-same "only the configured roles" "$(msgs 'members[1011]["roles"], members[1001]["roles"]')" "([[3128, '2025-01-01', '2025-12-31']], [])"
-ONLY_ACTIVE=true write_config ""
+same "every role is sent: which roles admit is the differ's planner's rule" "$(msgs 'members[1011]["roles"], members[1001]["roles"]')" "([[3126, '2024-01-01', '2024-12-31'], [3128, '2025-01-01', '2025-12-31']], [[3126, '2025-01-01', '2025-10-01']])"
+ONLY_ACTIVE=true producer_config ""
 once
 same "only_active asks for OnlyActive" "$(msgs 'end["n"]')" "9"
 check "OnlyActive sent" bash -c "$CTL stats | grep -q '\"OnlyActive\": \"true\"'"
-ORGS="1234, 1240" write_config ""
+ORGS="1234, 1240" producer_config ""
 once
 same "two organisations, one cycle" "$(msgs 'end["n"], sorted(m["org"] for m in ms if m["t"] == "member" and m["mid"] == 1010)')" "(15, [1234, 1240])"
 
 # --- what the export can look like -------------------------------------------------------
-write_config ""
+producer_config ""
 for knob in bom=true date_format=date date_format=fraction date_format=zulu date_format=offset; do
     $CTL reset-faults >/dev/null
     $CTL fault "$knob" >/dev/null
@@ -115,7 +115,7 @@ CARDSYNC_CARDSKIPPER_PASSWORD=Not-It-42 fail_case "a wrong password" "" 77 "HTTP
 
 # --- --check ------------------------------------------------------------------------------------
 $CTL reset-faults >/dev/null
-ORGS="1234, 1240" write_config ""
+ORGS="1234, 1240" producer_config ""
 run "$(cs_bin producer)" --config "$CS_TMP/cardsync.ini" --check
 expect_rc 0 "--check"
 expect_out "organisation 1234: 13 members in the export, 11 with an e-mail" "--check counts"
@@ -126,7 +126,7 @@ expect_out "verdict: FAILED - check the username and CARDSYNC_CARDSKIPPER_PASSWO
 expect_no "Not-It-42" "the password is never printed"
 
 # --- as a daemon: a full cycle, then incremental ones, and a clean stop ---------------------------
-write_config ""
+producer_config ""
 "$CS_BIN/msgdump" --bind "ipc://$CS_TMP/run/differ.in" --count 1000 --timeout 20 > "$CS_TMP/msgs" &
 dump=$!
 "$CS_BIN/cardsync-producer" --config "$CS_TMP/cardsync.ini" > "$CS_TMP/producer.log" 2>&1 &

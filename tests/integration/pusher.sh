@@ -110,9 +110,9 @@ send '{"t":"command","id":4,"dev":"door1","op":"set","no":"1002","begin":"2025-0
 wait_for "end before begin: the device's words" '4 in results and results[4]["class"] == "invalid" and results[4]["sub"] == "invalidOperation" and results[4]["code"] == 4 and results[4]["http"] == 400'
 
 # --- creation ------------------------------------------------------------------------
-send '{"t":"command","id":5,"dev":"door2","op":"create","no":"5001","email":"new@example.se","name":"Ny Medlem","begin":"2025-01-01T00:00:00","end":"2025-12-31T23:59:59"}'
+send '{"t":"command","id":5,"dev":"door2","op":"create","no":"5001","email":"new@example.se","name":"Ny Medlem","tag":"new@example.se","begin":"2025-01-01T00:00:00","end":"2025-12-31T23:59:59"}'
 wait_for "created" '5 in results and results[5]["ok"]'
-check "created with tag, doors and plan" test "$(sim_user door2 5001 '(u["name"], u["PersonInfoExtends"][0]["value"], u["doorRight"], u["RightPlan"][0]["planTemplateNo"], u["Valid"]["endTime"])')" = "('Ny Medlem', 'new@example.se', '1', '3', '2025-12-31T23:59:59')"
+check "created with the tag the differ resolved, doors and plan" test "$(sim_user door2 5001 '(u["name"], u["PersonInfoExtends"][0]["value"], u["doorRight"], u["RightPlan"][0]["planTemplateNo"], u["Valid"]["endTime"])')" = "('Ny Medlem', 'new@example.se', '1', '3', '2025-12-31T23:59:59')"
 send '{"t":"command","id":6,"dev":"door1","op":"create","no":"1002","name":"x","begin":"2025-01-01T00:00:00","end":"2026-02-01T23:59:59"}'
 wait_for "create of an existing person sets it" '6 in results and results[6]["ok"]'
 check "set, not duplicated" test "$(sim_user door1 1002 'u["Valid"]["endTime"]')" = "2026-02-01T23:59:59"

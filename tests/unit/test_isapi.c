@@ -1,44 +1,44 @@
 #include "harness.h"
 #include "pusher/isapi.h"
 
-static cs_outcome_class_t
+static cs_class_t
 classify (long http, const char *body, int challenged)
 {
     cs_outcome_t o;
     cs_isapi_classify (NULL, http, body, strlen (body), challenged, &o);
-    cs_outcome_class_t cls = o.cls;
+    cs_class_t cls = o.cls;
     cs_outcome_clear (&o);
     return cls;
 }
 
 TEST (success_needs_status_and_body)
 {
-    CHECK_INT (classify (200, "{\"statusCode\":1,\"statusString\":\"OK\",\"subStatusCode\":\"ok\"}", 0), CS_OUT_OK);
-    CHECK_INT (classify (200, "{\"UserInfoSearch\":{}}", 0), CS_OUT_OK);       /* no statusCode */
-    CHECK_INT (classify (200, "<DeviceInfo><model>x</model></DeviceInfo>", 0), CS_OUT_OK);
+    CHECK_INT (classify (200, "{\"statusCode\":1,\"statusString\":\"OK\",\"subStatusCode\":\"ok\"}", 0), CS_CLASS_OK);
+    CHECK_INT (classify (200, "{\"UserInfoSearch\":{}}", 0), CS_CLASS_OK);       /* no statusCode */
+    CHECK_INT (classify (200, "<DeviceInfo><model>x</model></DeviceInfo>", 0), CS_CLASS_OK);
     /* HTTP 200 with a refusal inside is not a success */
     CHECK_INT (classify (200, "{\"statusCode\":6,\"statusString\":\"Invalid Content\","
                               "\"subStatusCode\":\"employeeNoAlreadyExist\",\"errorCode\":1610637344,"
-                              "\"errorMsg\":\"checkUser\"}", 0), CS_OUT_EXISTS);
-    CHECK_INT (classify (200, "{\"statusCode\":\"6\",\"subStatusCode\":\"deviceUserFull\"}", 0), CS_OUT_FULL);
+                              "\"errorMsg\":\"checkUser\"}", 0), CS_CLASS_EXISTS);
+    CHECK_INT (classify (200, "{\"statusCode\":\"6\",\"subStatusCode\":\"deviceUserFull\"}", 0), CS_CLASS_FULL);
 }
 
 TEST (classes)
 {
-    CHECK_INT (classify (400, "{\"statusCode\":6,\"subStatusCode\":\"employeeNoNotExist\"}", 0), CS_OUT_NOT_FOUND);
-    CHECK_INT (classify (400, "{\"statusCode\":6,\"subStatusCode\":\"deviceUserNotExist\"}", 0), CS_OUT_NOT_FOUND);
-    CHECK_INT (classify (400, "{\"statusCode\":6,\"subStatusCode\":\"badJsonContent\",\"errorMsg\":\"x.employeeNo\"}", 0), CS_OUT_INVALID);
-    CHECK_INT (classify (403, "{\"statusCode\":4,\"subStatusCode\":\"notSupport\"}", 0), CS_OUT_UNSUPPORTED);
-    CHECK_INT (classify (404, "<html>Not Found</html>", 0), CS_OUT_UNSUPPORTED);
-    CHECK_INT (classify (503, "<html>busy</html>", 0), CS_OUT_TRANSIENT);
-    CHECK_INT (classify (500, "", 0), CS_OUT_TRANSIENT);
-    CHECK_INT (classify (200, "{\"statusCode\":2,\"subStatusCode\":\"deviceBusy\"}", 0), CS_OUT_TRANSIENT);
-    CHECK (cs_isapi_retryable (CS_OUT_TRANSIENT));
-    CHECK (!cs_isapi_retryable (CS_OUT_AUTH));
-    CHECK (!cs_isapi_retryable (CS_OUT_INVALID));
+    CHECK_INT (classify (400, "{\"statusCode\":6,\"subStatusCode\":\"employeeNoNotExist\"}", 0), CS_CLASS_NOT_FOUND);
+    CHECK_INT (classify (400, "{\"statusCode\":6,\"subStatusCode\":\"deviceUserNotExist\"}", 0), CS_CLASS_NOT_FOUND);
+    CHECK_INT (classify (400, "{\"statusCode\":6,\"subStatusCode\":\"badJsonContent\",\"errorMsg\":\"x.employeeNo\"}", 0), CS_CLASS_INVALID);
+    CHECK_INT (classify (403, "{\"statusCode\":4,\"subStatusCode\":\"notSupport\"}", 0), CS_CLASS_UNSUPPORTED);
+    CHECK_INT (classify (404, "<html>Not Found</html>", 0), CS_CLASS_UNSUPPORTED);
+    CHECK_INT (classify (503, "<html>busy</html>", 0), CS_CLASS_TRANSIENT);
+    CHECK_INT (classify (500, "", 0), CS_CLASS_TRANSIENT);
+    CHECK_INT (classify (200, "{\"statusCode\":2,\"subStatusCode\":\"deviceBusy\"}", 0), CS_CLASS_TRANSIENT);
+    CHECK (cs_isapi_retryable (CS_CLASS_TRANSIENT));
+    CHECK (!cs_isapi_retryable (CS_CLASS_AUTH));
+    CHECK (!cs_isapi_retryable (CS_CLASS_INVALID));
     cs_outcome_t o;
     cs_isapi_classify ("Connection refused", 0, NULL, 0, 0, &o);
-    CHECK_INT (o.cls, CS_OUT_TRANSIENT);
+    CHECK_INT (o.cls, CS_CLASS_TRANSIENT);
     CHECK_STR (o.msg, "Connection refused");
     cs_outcome_clear (&o);
 }
@@ -58,7 +58,7 @@ TEST (the_devices_own_words)
     body = "<ResponseStatus><statusCode>4</statusCode><statusString>Invalid Operation</statusString>"
            "<subStatusCode>notSupport</subStatusCode></ResponseStatus>";
     cs_isapi_classify (NULL, 403, body, strlen (body), 0, &o);
-    CHECK_INT (o.cls, CS_OUT_UNSUPPORTED);
+    CHECK_INT (o.cls, CS_CLASS_UNSUPPORTED);
     CHECK_INT (o.code, 4);
     cs_outcome_clear (&o);
 }
@@ -69,15 +69,15 @@ TEST (authentication)
                         "<unlockTime>0</unlockTime><retryLoginTime>3</retryLoginTime></userCheck>";
     cs_outcome_t o;
     cs_isapi_classify (NULL, 401, check, strlen (check), 1, &o);
-    CHECK_INT (o.cls, CS_OUT_AUTH);
+    CHECK_INT (o.cls, CS_CLASS_AUTH);
     CHECK_HAS (o.msg, "allows 3 more attempts");
     cs_outcome_clear (&o);
     /* the same 401 without a challenge: busy firmware, try again later */
-    CHECK_INT (classify (401, "<html>Unauthorized</html>", 0), CS_OUT_TRANSIENT);
+    CHECK_INT (classify (401, "<html>Unauthorized</html>", 0), CS_CLASS_TRANSIENT);
     const char *locked = "<userCheck><lockStatus>lock</lockStatus><unlockTime>1795</unlockTime>"
                          "<retryLoginTime>0</retryLoginTime></userCheck>";
     cs_isapi_classify (NULL, 401, locked, strlen (locked), 1, &o);
-    CHECK_INT (o.cls, CS_OUT_LOCKED);
+    CHECK_INT (o.cls, CS_CLASS_LOCKED);
     CHECK_INT (o.unlock_s, 1795);
     cs_outcome_clear (&o);
 }

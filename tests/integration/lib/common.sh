@@ -163,3 +163,126 @@ start_group () {
     return 1
 }
 sup () { supervisorctl -c "$SUPCONF" "$@"; }
+
+# --- the pipeline: one config, one launch, one wait --------------------------------
+# write_config [--poll D] [--full D] [--orgs LIST] [--all-members] [--cardskipper KEYS]
+#              [--device KEYS] DEVICE... [-- SECTIONS]
+# writes $CS_TMP/cardsync.ini (sets CS_CONFIG) for the simulators started: the
+# Cardskipper simulator, the named doors (user admin; each one's password from
+# CARDSYNC_DEVICE_<NAME>_PASSWORD), run and state in $CS_TMP. KEYS are more
+# lines for [cardskipper] or for every [device]; SECTIONS (after --) are whole
+# sections appended as they are ([sync], [auditor], [notify] ...).
+write_config () {
+    local poll=1s full=1h orgs=1234 active=true devices=() extra="" csk="" dev="" n
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --poll) poll=$2; shift 2 ;;
+            --full) full=$2; shift 2 ;;
+            --orgs) orgs=$2; shift 2 ;;
+            --all-members) active=false; shift ;;
+            --cardskipper) csk=$2; shift 2 ;;
+            --device) dev=$2; shift 2 ;;
+            --) extra=$2; shift 2 ;;
+            *) devices+=("$1"); shift ;;
+        esac
+    done
+    CS_CONFIG=$CS_TMP/cardsync.ini
+    {
+        printf '[cardskipper]\nurl = %s\nusername = api@club.example\norganisation_ids = %s\n' "$CS_API" "$orgs"
+        printf 'only_active = %s\npoll_interval = %s\nfull_interval = %s\n' "$active" "$poll" "$full"
+        [ -n "$csk" ] && printf '%s\n' "$csk"
+        printf '[pipeline]\nrun_dir = %s/run\nstate_dir = %s/state\n' "$CS_TMP" "$CS_TMP"
+        for n in "${devices[@]}"; do
+            device_sections "$n"
+            [ -n "$dev" ] && printf '%s\n' "$dev"
+        done
+        [ -n "$extra" ] && printf '%s\n' "$extra"
+    } > "$CS_CONFIG"
+    export CARDSYNC_CARDSKIPPER_PASSWORD=${CARDSYNC_CARDSKIPPER_PASSWORD:-secret}
+}
+
+# start_pipeline [PROG[:ARGS]...]: the programs (default: all four, the auditor
+# first) on $CS_CONFIG, each logging to $CS_TMP/PROG.log; PID[PROG] is its pid.
+declare -A PID
+start_pipeline () {
+    local progs=("$@") p args
+    [ ${#progs[@]} -eq 0 ] && progs=(auditor differ pusher producer)
+    for p in "${progs[@]}"; do
+        args=${p#*:}; [ "$args" = "$p" ] && args=""
+        p=${p%%:*}
+        # shellcheck disable=SC2086
+        "$CS_BIN/cardsync-$p" --config "$CS_CONFIG" $args >> "$CS_TMP/$p.log" 2>&1 &
+        PID[$p]=$!
+        _pids+=($!)
+    done
+}
+
+# stop_pipeline [PROG...]: SIGTERM, and wait until each has exited.
+stop_pipeline () {
+    local progs=("$@") p
+    [ ${#progs[@]} -eq 0 ] && progs=(producer pusher differ auditor)
+    for p in "${progs[@]}"; do [ -n "${PID[$p]:-}" ] && kill "${PID[$p]}" 2>/dev/null; done
+    for p in "${progs[@]}"; do [ -n "${PID[$p]:-}" ] && wait "${PID[$p]}" 2>/dev/null; PID[$p]=""; done
+}
+
+# wait_until NAME SECONDS COMMAND...: an expectation that COMMAND succeeds
+# within SECONDS; on failure, the programs' last log lines.
+wait_until () {
+    local name=$1 secs=$2 p
+    shift 2
+    _checks=$((_checks + 1))
+    local deadline=$(( $(date +%s) + secs ))
+    while :; do
+        "$@" >/dev/null 2>&1 && return 0
+        [ "$(date +%s)" -ge "$deadline" ] && break
+        sleep 0.2
+    done
+    _failures=$((_failures + 1))
+    echo "FAILED: $name (after ${secs}s: $("$@" 2>&1 | head -c 300))"
+    for p in producer differ pusher auditor; do
+        [ -f "$CS_TMP/$p.log" ] && tail -3 "$CS_TMP/$p.log"
+    done
+    return 1
+}
+
+# is WANT COMMAND...: COMMAND prints exactly WANT (for wait_until and check).
+is () {
+    local got
+    got=$("${@:2}" 2>&1)
+    [ "$got" = "$1" ] || { echo "got '$got', want '$1'"; return 1; }
+}
+
+# DAY N: today + N days, YYYY-MM-DD.
+DAY () { date -d "today $1 days" +%F; }
+
+# audit SQL: a query on audit.db, which operators may read (README).
+audit () { sqlite3 "$CS_TMP/state/audit.db" "$1" 2>/dev/null; }
+
+# person DEV EMPLOYEENO EXPR: EXPR over the door's record of the person (as u).
+person () {
+    scripts/isapi-ctl user "$1" "$2" 2>/dev/null | python3 -c "import json,sys; u=json.load(sys.stdin); print($3)"
+}
+valid_until () { person "$1" "$2" 'u["Valid"]["endTime"]'; }
+device_writes () { scripts/isapi-ctl stats "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["writes"])'; }
+
+# status EXPR: EXPR over `cardsync-auditor status --json` (as j).
+status () {
+    "$CS_BIN/cardsync-auditor" --config "$CS_CONFIG" status --json 2>/dev/null \
+        | python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"
+}
+
+# events [TAIL-ARGS...]: the audit's events as JSON lines (`auditor tail --json -n 0`
+# prints none; this prints them all).
+events () { "$CS_BIN/cardsync-auditor" --config "$CS_CONFIG" tail --json -n 1000000 "$@"; }
+# count_events PYTHON-CONDITION [TAIL-ARGS...]: how many events satisfy the condition (as e).
+count_events () {
+    local cond=$1
+    shift
+    events "$@" | python3 -c "import json,sys; print(sum(1 for l in sys.stdin if (lambda e: $cond)(json.loads(l))))"
+}
+
+# rescan DEV: asks the running pusher to scan a door now (as the differ does).
+rescan () {
+    echo "{\"t\":\"command\",\"id\":$RANDOM,\"dev\":\"$1\",\"op\":\"scan\"}" \
+        | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/pusher.in"
+}
