@@ -169,8 +169,8 @@ cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *e
     return sock;
 }
 
-int
-cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error)
+static int
+send_frame (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error, int flags)
 {
     uint8_t *data;
     size_t size;
@@ -180,11 +180,24 @@ cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error)
     free (data);
     if (!frame)
         return -1;
-    if (zframe_send (&frame, sock, 0) != 0) {
+    if (zframe_send (&frame, sock, flags) != 0) {
+        int full = zmq_errno () == EAGAIN;
         zframe_destroy (&frame);
-        return -1;
+        return full ? 1 : -1;
     }
     return 0;
+}
+
+int
+cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error)
+{
+    return send_frame (sock, m, error, 0) == 0 ? 0 : -1;
+}
+
+int
+cs_zmq_try_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error)
+{
+    return send_frame (sock, m, error, ZFRAME_DONTWAIT);
 }
 
 cs_msg_t *

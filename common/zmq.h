@@ -38,6 +38,10 @@ int cs_zmq_private_dir (const char *dir, char *error, size_t error_size);
 /* Sends m as one frame; -1 if it does not encode or the socket refuses. */
 int cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error);
 
+/* Like cs_zmq_send without waiting: 1 when the queue is full (nothing sent;
+ * the peer is slow or absent), 0 when sent, -1 on error. */
+int cs_zmq_try_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error);
+
 /* Receives one frame and decodes it; NULL on interrupt or a bad message
  * (error->code tells which: CS_MSG_E_NONE for an interrupt). A message of
  * several frames is a bad message. */

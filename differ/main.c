@@ -41,15 +41,24 @@ typedef struct {
     int64_t acked_seen;
 } differ_t;
 
-/* Sends and frees the messages and their array. */
-static void
-send_all (zsock_t *to, cs_msg_t **msgs, size_t count)
+/* Sends the messages while the peer's queue has room, never waiting: a
+ * stopped auditor or pusher must not stop the differ. Frees them all; returns
+ * how many went out. */
+static size_t
+send_some (zsock_t *to, cs_msg_t **msgs, size_t count)
 {
+    size_t sent = 0;
+    int full = 0;
     for (size_t i = 0; i < count; i++) {
-        cs_zmq_send (to, msgs [i], NULL);
+        if (!full) {
+            int rc = cs_zmq_try_send (to, msgs [i], NULL);
+            sent += rc == 0;
+            full = rc == 1;
+        }
         cs_msg_destroy (&msgs [i]);
     }
     free (msgs);
+    return sent;
 }
 
 static void
@@ -58,10 +67,12 @@ flush (differ_t *d)
     cs_msg_t **msgs = NULL;
     size_t count = 0;
     if (cs_state_due_commands (d->state, zclock_time (), &msgs, &count) == 0 && count) {
+        /* what does not fit now goes again when its lease runs out */
+        size_t sent = send_some (d->pusher, msgs, count);
         char n [32];
-        snprintf (n, sizeof n, "%zu", count);
-        cs_log (d->log, CS_LOG_DEBUG, "commands_sent", "count", n, NULL);
-        send_all (d->pusher, msgs, count);
+        snprintf (n, sizeof n, "%zu", sent);
+        cs_log (d->log, sent < count ? CS_LOG_WARN : CS_LOG_DEBUG,
+                sent < count ? "pusher_queue_full" : "commands_sent", "count", n, NULL);
     }
     else
         free (msgs);
@@ -85,8 +96,19 @@ flush (differ_t *d)
             free (msgs);
             break;
         }
-        d->sent_seq = cs_msg_int (msgs [count - 1], CS_F_SEQ);
-        send_all (d->auditor, msgs, count);
+        int64_t last = d->sent_seq;
+        size_t sent = 0;
+        for (; sent < count; sent++) {
+            if (cs_zmq_try_send (d->auditor, msgs [sent], NULL) != 0)
+                break;          /* the auditor's queue is full: later */
+            last = cs_msg_int (msgs [sent], CS_F_SEQ);
+        }
+        for (size_t i = 0; i < count; i++)
+            cs_msg_destroy (&msgs [i]);
+        free (msgs);
+        d->sent_seq = last;
+        if (sent < count)
+            break;
     }
 }
 

@@ -35,7 +35,7 @@ typedef struct {
     unsigned char *placed;      /* the device being planned: members with a person there */
     cs_period_t *periods;       /* a scratch list of role periods */
     size_t period_cap;
-    size_t caps [5];            /* capacities of the output arrays */
+    size_t caps [6];            /* capacities of the output arrays */
     int nomem;
 } planner_t;
 
@@ -207,6 +207,24 @@ find_person (planner_t *p, const cs_plan_device_t *d, const char *no)
 }
 
 /* --- output ------------------------------------------------------------------ */
+
+static void *grow (planner_t *p, void **items, size_t *count, size_t *cap, size_t size);
+
+/* A copy of s kept by the plan (freed with it). */
+static const char *
+own (planner_t *p, const char *s)
+{
+    char *copy = strdup (s);
+    char **slot = copy ? grow (p, (void **) &p->out->owned, &p->out->owned_count, &p->caps [5],
+                               sizeof *slot) : NULL;
+    if (!slot) {
+        free (copy);
+        p->nomem = 1;
+        return NULL;
+    }
+    *slot = copy;
+    return copy;
+}
 
 static void *
 grow (planner_t *p, void **items, size_t *count, size_t *cap, size_t size)
@@ -570,7 +588,7 @@ settle (planner_t *p, const cs_plan_device_t *d, const cs_plan_person_t *x, size
     if (!c)
         return;
     c->device = d->name;
-    memcpy (c->no, t->no, sizeof c->no);
+    c->no = t->no;
     c->op = op;
     c->org = t->org;
     c->omid = t->omid;
@@ -593,7 +611,7 @@ target (planner_t *p, const cs_plan_device_t *d, const char *no, const whos_t *t
     if (!x)
         return (size_t) -1;
     x->device = d->name;
-    snprintf (x->no, sizeof x->no, "%s", no);
+    x->no = no;
     /* the first member still in the export speaks for the person */
     const who_t *lead = &t->items [0];
     for (size_t i = 0; i < t->count; i++)
@@ -686,7 +704,8 @@ plan_device (planner_t *p, const cs_plan_device_t *d, whos_t *t, whos_t *fresh, 
         snprintf (no, sizeof no, "%lld", (long long) m->omid);
         const cs_plan_person_t *taken = find_person (p, d, no);
         if (in->create_missing && !taken) {
-            size_t ti = target (p, d, no, t);
+            const char *kept = own (p, no);
+            size_t ti = kept ? target (p, d, kept, t) : (size_t) -1;
             if (ti == (size_t) -1)
                 return;
             settle (p, d, NULL, ti, CS_OP_CREATE, in->tag_by_name ? m->email : m->name,
@@ -783,6 +802,18 @@ cs_plan_new (const cs_plan_input_t *in)
     whos_t t = { 0 }, fresh = { 0 }, later = { 0 };
     if (!p.placed)
         p.nomem = 1;
+    /* at most a target per person, and one per member to create: sized once
+     * (a door of 100,000 persons should not cost twice that while it grows) */
+    size_t most = 0;
+    for (size_t i = 0; i < in->device_count; i++)
+        if (in->devices [i].scanned)
+            most += in->devices [i].person_count + (in->create_missing ? p.email_count : 0);
+    if (most && !p.nomem) {
+        p.out->targets = malloc (most * sizeof *p.out->targets);
+        p.caps [4] = most;
+        if (!p.out->targets)
+            p.nomem = 1;
+    }
     for (size_t i = 0; i < in->device_count && !p.nomem; i++) {
         const cs_plan_device_t *d = &in->devices [i];
         if (!d->scanned)
@@ -825,6 +856,9 @@ cs_plan_destroy (cs_plan_t **self_p)
     free (self->untied);
     free (self->notices);
     free (self->targets);
+    for (size_t i = 0; i < self->owned_count; i++)
+        free (self->owned [i]);
+    free (self->owned);
     free (self);
     *self_p = NULL;
 }

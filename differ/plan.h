@@ -121,7 +121,7 @@ typedef struct {
  * input must outlive the plan. */
 typedef struct {
     const char *device;
-    char no [33];
+    const char *no;
     cs_op_t op;                 /* set or create */
     int64_t org;                /* the member it is for (the first of several) */
     int64_t omid;
@@ -165,7 +165,7 @@ typedef struct {
 /* A tied person and what it should hold. */
 typedef struct {
     const char *device;
-    char no [33];               /* employeeNo (for a person to create: the member id) */
+    const char *no;             /* employeeNo (for a person to create: the member id) */
     int64_t org;                /* the first of its members */
     int64_t omid;
     const char *email;          /* that member's e-mail now, NULL if gone */
@@ -188,6 +188,8 @@ typedef struct {
     size_t notice_count;
     cs_plan_target_t *targets;
     size_t target_count;
+    char **owned;               /* strings the plan made (the numbers of persons to create) */
+    size_t owned_count;
     size_t revocations;         /* revocations planned */
     size_t limit;               /* what the guard allows */
     int tripped;                /* the guard holds them back */

@@ -80,7 +80,7 @@ load_members (loader_t *l)
         m->org = sqlite3_column_int64 (st, 0);
         m->omid = sqlite3_column_int64 (st, 1);
         m->email = cs_arena_strdup (&l->arena, col (st, 2));
-        m->name = cs_arena_strdup (&l->arena, col (st, 3));
+        m->name = l->cfg->sync.create_missing ? cs_arena_strdup (&l->arena, col (st, 3)) : NULL;
         m->inactive = sqlite3_column_int (st, 4);
         m->role_count = parse_roles (&l->arena, col (st, 5), &m->roles);
     }
@@ -326,26 +326,26 @@ bind_target (sqlite3_stmt *st, const cs_plan_target_t *t)
     return 0;
 }
 
-/* Each tied person's target and sync state: only the rows that changed. */
+/* Each tied person's target and sync state: only the rows that changed.
+ * The persons no longer tied (on the devices this plan looked at) go first. */
 static int
 write_targets (cs_store_t *store, const cs_plan_t *plan, const cs_plan_input_t *in)
 {
     cs_db_t *db = cs_store_db (store);
-    zhashx_t *stale = zhashx_new ();
-    if (!stale)
-        return -1;
-    sqlite3_stmt *st = cs_db_stmt (db, "SELECT device || '|' || employee_no FROM target");
-    while (st && sqlite3_step (st) == SQLITE_ROW)
-        zhashx_insert (stale, col (st, 0), (void *) 1);
-    if (st)
-        sqlite3_reset (st);
-    int rc = st ? 0 : -1;
+    int rc = 0;
+    for (size_t i = 0; i < in->device_count && rc == 0; i++) {
+        if (!in->devices [i].scanned)
+            continue;
+        sqlite3_stmt *st = cs_db_stmt (db, "DELETE FROM target WHERE device = ?1 AND NOT EXISTS "
+                                           "(SELECT 1 FROM tie t WHERE t.device = target.device "
+                                           "AND t.employee_no = target.employee_no)");
+        if (!st)
+            return -1;
+        sqlite3_bind_text (st, 1, in->devices [i].name, -1, SQLITE_STATIC);
+        rc = cs_db_step_done (db, st);
+    }
     for (size_t i = 0; i < plan->target_count && rc == 0; i++) {
-        const cs_plan_target_t *t = &plan->targets [i];
-        char key [80];
-        snprintf (key, sizeof key, "%s|%s", t->device, t->no);
-        zhashx_delete (stale, key);
-        st = cs_db_stmt (db, "INSERT INTO target VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+        sqlite3_stmt *st = cs_db_stmt (db, "INSERT INTO target VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
                              "ON CONFLICT (device, employee_no) DO UPDATE SET org = excluded.org, "
                              "omid = excluded.omid, email = excluded.email, retag = excluded.retag, "
                              "revoke = excluded.revoke, keep = excluded.keep, begin_time = excluded.begin_time, "
@@ -355,28 +355,9 @@ write_targets (cs_store_t *store, const cs_plan_t *plan, const cs_plan_input_t *
                              "excluded.begin_time, excluded.end_time, excluded.sync)");
         if (!st)
             return -1;
-        bind_target (st, t);
+        bind_target (st, &plan->targets [i]);
         rc = cs_db_step_done (db, st);
     }
-    /* persons no longer tied, on the devices this plan looked at */
-    for (void *v = zhashx_first (stale); v && rc == 0; v = zhashx_next (stale)) {
-        const char *key = zhashx_cursor (stale);
-        size_t dlen = strcspn (key, "|");
-        for (size_t i = 0; i < in->device_count; i++) {
-            if (!in->devices [i].scanned || strlen (in->devices [i].name) != dlen
-                || strncmp (in->devices [i].name, key, dlen))
-                continue;
-            st = cs_db_stmt (db, "DELETE FROM target WHERE device = ?1 AND employee_no = ?2");
-            if (!st)
-                rc = -1;
-            else {
-                sqlite3_bind_text (st, 1, in->devices [i].name, -1, SQLITE_STATIC);
-                sqlite3_bind_text (st, 2, key + dlen + 1, -1, SQLITE_STATIC);
-                rc = cs_db_step_done (db, st);
-            }
-        }
-    }
-    zhashx_destroy (&stale);
     return rc;
 }
 

@@ -1,10 +1,12 @@
-/* cs_state: the differ's state.db and everything that changes it.
+/* cs_state: the differ as a whole - state.db and everything that changes it.
  *
- * Desired state: the members of the last good export cycles, by e-mail.
- * Actual state: the persons of each device, from scans and results. The
- * planner compares them per (member, device) and records a command for each
- * difference; every change and the event that tells of it are written in one
- * transaction, the events into an outbox the auditor acknowledges. */
+ * Implemented in differ/handlers.c (one on_* handler per message, a batch in
+ * one transaction), on top of differ/store.c (schema, meta, outbox, notices,
+ * due commands), differ/identity.c (ties between persons and members),
+ * differ/replan.c (reads the planner's inputs, writes what it decided) and
+ * differ/plan.c (the rules, a pure function). Every change and the event
+ * that tells of it are written in one transaction, the events into an outbox
+ * the auditor acknowledges. */
 #ifndef CS_STATE_H
 #define CS_STATE_H
 
