@@ -107,10 +107,12 @@ $(BINDIR)/msgdump: $(OUT)/tests/sim/msgdump.o $(LIBCS)
 
 # unit tests of a program's modules link those modules too
 $(BINDIR)/tests/test_isapi: $(OUT)/pusher/isapi.o
+$(BINDIR)/tests/test_store: $(OUT)/differ/store.o
+$(BINDIR)/tests/test_audit: $(OUT)/auditor/store.o
 
 $(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIBCS) $(LDLIBS)
 
 # the planner is pure: its test links no SQLite, ZeroMQ or clock
 $(BINDIR)/tests/test_plan: $(OUT)/tests/unit/test_plan.o $(TEST_LIB) $(LIBCS) $(OUT)/differ/plan.o

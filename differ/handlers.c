@@ -106,16 +106,7 @@ plan (cs_state_t *s)
 static int64_t
 count_rows (cs_state_t *s, const char *sql, const char *arg)
 {
-    sqlite3_stmt *st = cs_db_stmt (s->db, sql);
-    int64_t n = -1;
-    if (!st)
-        return -1;
-    if (arg)
-        sqlite3_bind_text (st, 1, arg, -1, SQLITE_STATIC);
-    if (sqlite3_step (st) == SQLITE_ROW)
-        n = sqlite3_column_int64 (st, 0);
-    sqlite3_reset (st);
-    return n;
+    return cs_store_count (s->store, sql, arg);
 }
 
 static const char *
@@ -747,8 +738,8 @@ cs_state_apply (cs_state_t *self, cs_msg_t **msgs, size_t count)
     int64_t acked = cs_store_acked (self->store);
     batch_t b = { self, msgs, count };
     if (cs_db_transaction (self->db, apply_batch, &b) != 0) {
-        self->cycle = cycle;
-        (void) acked;
+        self->cycle = cycle;    /* as it was: the batch was rolled back */
+        cs_store_restore_acked (self->store, acked);
         return -1;
     }
     return 0;

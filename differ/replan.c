@@ -20,21 +20,6 @@ col (sqlite3_stmt *st, int i)
     return (const char *) sqlite3_column_text (st, i);
 }
 
-static int64_t
-count_of (cs_db_t *db, const char *sql, const char *arg)
-{
-    sqlite3_stmt *st = cs_db_stmt (db, sql);
-    int64_t n = 0;
-    if (!st)
-        return -1;
-    if (arg)
-        sqlite3_bind_text (st, 1, arg, -1, SQLITE_STATIC);
-    if (sqlite3_step (st) == SQLITE_ROW)
-        n = sqlite3_column_int64 (st, 0);
-    sqlite3_reset (st);
-    return n;
-}
-
 /* "role:start:end;..." as the planner's roles. */
 static size_t
 parse_roles (cs_arena_t *arena, const char *text, const cs_plan_role_t **out)
@@ -68,7 +53,7 @@ parse_roles (cs_arena_t *arena, const char *text, const cs_plan_role_t **out)
 static int
 load_members (loader_t *l)
 {
-    int64_t n = count_of (l->db, "SELECT count (*) FROM record", NULL);
+    int64_t n = cs_store_count (l->store, "SELECT count (*) FROM record", NULL);
     cs_plan_member_t *ms = cs_arena_alloc (&l->arena, (size_t) (n > 0 ? n : 1) * sizeof *ms);
     sqlite3_stmt *st = cs_db_stmt (l->db, "SELECT org, omid, email, first || ' ' || last, inactive, roles "
                                           "FROM record");
@@ -109,10 +94,10 @@ load_devices (loader_t *l, int64_t now_ms, cs_day_t *today)
             return -1;
         d->now = local;
         today [i] = d->today;
-        d->scanned = count_of (l->db, "SELECT count (*) FROM scanned WHERE device = ?1", dc->name) > 0;
+        d->scanned = cs_store_count (l->store, "SELECT count (*) FROM scanned WHERE device = ?1", dc->name) > 0;
         if (!d->scanned)
             continue;
-        int64_t n = count_of (l->db, "SELECT count (*) FROM person WHERE device = ?1", dc->name);
+        int64_t n = cs_store_count (l->store, "SELECT count (*) FROM person WHERE device = ?1", dc->name);
         cs_plan_person_t *ps = cs_arena_alloc (&l->arena, (size_t) (n > 0 ? n : 1) * sizeof *ps);
         sqlite3_stmt *st = cs_db_stmt (l->db, "SELECT employee_no, tag, enable, begin_time, end_time "
                                               "FROM person WHERE device = ?1");
@@ -141,7 +126,7 @@ load_devices (loader_t *l, int64_t now_ms, cs_day_t *today)
 static int
 load_sent (loader_t *l, const char *count_sql, const char *sql, const cs_plan_sent_t **out, size_t *count)
 {
-    int64_t n = count_of (l->db, count_sql, NULL);
+    int64_t n = cs_store_count (l->store, count_sql, NULL);
     cs_plan_sent_t *list = cs_arena_alloc (&l->arena, (size_t) (n > 0 ? n : 1) * sizeof *list);
     sqlite3_stmt *st = cs_db_stmt (l->db, sql);
     if (n < 0 || !list || !st)

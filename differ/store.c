@@ -140,6 +140,28 @@ cs_store_db (cs_store_t *self)
     return self->db;
 }
 
+const char *const *
+cs_store_schema (int *count)
+{
+    *count = SCHEMA_VERSION;
+    return SCHEMA;
+}
+
+int64_t
+cs_store_count (cs_store_t *self, const char *sql, const char *arg)
+{
+    sqlite3_stmt *st = cs_db_stmt (self->db, sql);
+    int64_t n = -1;
+    if (!st)
+        return -1;
+    if (arg)
+        sqlite3_bind_text (st, 1, arg, -1, SQLITE_STATIC);
+    if (sqlite3_step (st) == SQLITE_ROW)
+        n = sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
+    return n;
+}
+
 const char *
 cs_store_errmsg (cs_store_t *self)
 {
@@ -289,6 +311,12 @@ int64_t
 cs_store_acked (cs_store_t *self)
 {
     return self->acked;
+}
+
+void
+cs_store_restore_acked (cs_store_t *self, int64_t acked)
+{
+    self->acked = acked;
 }
 
 int64_t

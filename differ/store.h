@@ -20,6 +20,14 @@ cs_store_t *cs_store_open (const char *path, cs_log_t *log, char *error, size_t 
 void cs_store_destroy (cs_store_t **self_p);
 
 cs_db_t *cs_store_db (cs_store_t *self);
+
+/* The schema's migration steps (step i takes version i to i + 1), for tests
+ * that build an older database. */
+const char *const *cs_store_schema (int *count);
+
+/* A count from a query with at most one text parameter (arg NULL: none);
+ * -1 on error. */
+int64_t cs_store_count (cs_store_t *self, const char *sql, const char *arg);
 const char *cs_store_errmsg (cs_store_t *self);
 cs_log_t *cs_store_log (cs_store_t *self);
 
@@ -46,6 +54,8 @@ int cs_store_set_meta (cs_store_t *self, const char *key, int64_t value);
 /* The auditor stored every event up to seq: they leave the outbox. */
 int cs_store_ack (cs_store_t *self, int64_t seq);
 int64_t cs_store_acked (cs_store_t *self);
+/* After a rolled-back transaction: the acknowledged seq as it was before. */
+void cs_store_restore_acked (cs_store_t *self, int64_t acked);
 int64_t cs_store_last_seq (cs_store_t *self);
 
 /* Outbox events after seq, oldest first, at most max. */

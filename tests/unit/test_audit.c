@@ -1,0 +1,53 @@
+/* audit.db: every event once by seq, the member's organisation and the
+ * identity rule kept as columns, and retention that never deletes the ties. */
+#include "harness.h"
+#include "auditor/store.h"
+
+static cs_msg_t *
+event (int64_t seq, int64_t ts, const char *kind)
+{
+    cs_msg_t *m = cs_msg_new (CS_MSG_EVENT);
+    cs_msg_set_int (m, CS_F_SEQ, seq);
+    cs_msg_set_int (m, CS_F_TS, ts);
+    cs_msg_set_str (m, CS_F_KIND, kind);
+    return m;
+}
+
+static long long
+count (cs_audit_t *a, const char *sql)
+{
+    sqlite3_stmt *st = cs_db_stmt (cs_audit_db (a), sql);
+    long long n = -1;
+    if (st && sqlite3_step (st) == SQLITE_ROW)
+        n = sqlite3_column_int64 (st, 0);
+    if (st)
+        sqlite3_reset (st);
+    return n;
+}
+
+TEST (retention_keeps_every_tie_made_or_ended)
+{
+    char path [512], error [256];
+    snprintf (path, sizeof path, "%s/audit.db", cs_test_dir ());
+    cs_audit_t *a = cs_audit_open (path, error, sizeof error);
+    REQUIRE (a);
+    int64_t day = 86400000, now = 400 * day;
+    cs_msg_t *ev [4] = { event (1, now - 300 * day, "tied"), event (2, now - 300 * day, "applied"),
+                         event (3, now - 200 * day, "untied"), event (4, now - day, "applied") };
+    cs_msg_set_int (ev [0], CS_F_ORG, 1234);
+    cs_msg_set_int (ev [0], CS_F_MID, 1001);
+    cs_msg_set_str (ev [0], CS_F_RULE, "tag");
+    cs_msg_set_str (ev [0], CS_F_DEV, "door1");
+    cs_msg_set_str (ev [0], CS_F_EMPNO, "5001");
+    int inserted [4];
+    CHECK_INT (cs_audit_store (a, ev, 4, inserted), 0);
+    CHECK_INT (cs_audit_contiguous (a), 4);
+    CHECK_INT (count (a, "SELECT count (*) FROM event WHERE org = 1234 AND member_id = 1001 AND rule = 'tag' "
+                        "AND device = 'door1' AND employee_no = '5001'"), 1);
+    CHECK_INT (cs_audit_expire (a, 100, now), 1);     /* the old applied event only */
+    CHECK_INT (count (a, "SELECT count (*) FROM event WHERE kind IN ('tied', 'untied')"), 2);
+    CHECK_INT (count (a, "SELECT count (*) FROM event"), 3);
+    for (int i = 0; i < 4; i++)
+        cs_msg_destroy (&ev [i]);
+    cs_audit_destroy (&a);
+}

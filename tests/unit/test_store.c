@@ -1,0 +1,92 @@
+/* state.db's migrations: a database written by the release before ties
+ * by member (schema 7) opens, and what it remembered is kept - identities as
+ * ties to (organisation, member id), the failed queue by person. */
+#include "harness.h"
+#include "differ/store.h"
+
+#include <sqlite3.h>
+
+static void
+make_v7 (const char *path)
+{
+    sqlite3 *db = NULL;
+    int steps;
+    const char *const *schema = cs_store_schema (&steps);
+    REQUIRE (steps > 7 && sqlite3_open (path, &db) == SQLITE_OK);
+    for (int i = 0; i < 7; i++)        /* schema 7, as that release created it */
+        REQUIRE (sqlite3_exec (db, schema [i], NULL, NULL, NULL) == SQLITE_OK);
+    REQUIRE (sqlite3_exec (db,
+        "INSERT INTO record VALUES (1234, 1001, 'asa@x.se', 'Asa@x.se', 'A', 'B', 0, '3126:2026-01-01:2026-12-31');"
+        "INSERT INTO record VALUES (1234, 1002, 'fam@x.se', 'fam@x.se', 'C', 'D', 0, '3126:2026-01-01:2026-12-31');"
+        "INSERT INTO record VALUES (1240, 1002, 'fam@x.se', 'fam@x.se', 'C', 'D', 0, '4001:2026-01-01:2026-12-31');"
+        "INSERT INTO identity VALUES ('asa@x.se', 'door1', '1001', 'tag');"
+        "INSERT INTO identity VALUES ('fam@x.se', 'door1', '7001', 'map');"
+        "INSERT INTO identity VALUES ('gone@x.se', 'door1', '9009', 'tag');"
+        "INSERT INTO command (device, employee_no, email, op, name, begin_time, end_time, state, created_ms)"
+        "  VALUES ('door1', '1001', 'asa@x.se', 'set', '', '2026-01-01T00:00:00', '2026-12-31T23:59:59', 'failed', 1);"
+        "INSERT INTO failed VALUES ('asa@x.se', 'door1', '1001', 1, 'invalid', 'Invalid Content', 1, 5);"
+        "INSERT INTO notice VALUES ('unmatched', 'bo@x.se|door1');"
+        "PRAGMA user_version = 7;", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (db);
+}
+
+static char *
+one (cs_db_t *db, const char *sql)
+{
+    static char out [512];
+    sqlite3_stmt *st = cs_db_stmt (db, sql);
+    out [0] = 0;
+    size_t len = 0;
+    while (st && sqlite3_step (st) == SQLITE_ROW && len + 1 < sizeof out) {
+        const char *v = (const char *) sqlite3_column_text (st, 0);
+        len += (size_t) snprintf (out + len, sizeof out - len, "%s%s", len ? " " : "", v ? v : "NULL");
+    }
+    if (st)
+        sqlite3_reset (st);
+    return out;
+}
+
+TEST (schema_7_migrates_keeping_ties_and_failures)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/state.db", cs_test_dir ());
+    make_v7 (path);
+    char error [512] = "";
+    cs_store_t *s = cs_store_open (path, NULL, error, sizeof error);
+    if (!s)
+        cs_test_fail (__FILE__, __LINE__, "open: %s", error);
+    REQUIRE (s);
+    cs_db_t *db = cs_store_db (s);
+    /* a remembered identity is a tie to every member with that e-mail; one
+     * whose member is gone from the export cannot be placed and is dropped */
+    CHECK_STR (one (db, "SELECT device || ':' || employee_no || '=' || org || ':' || omid || '/' || rule "
+                        "|| '/' || via FROM tie ORDER BY employee_no, org"),
+               "door1:1001=1234:1001/tag/asa@x.se door1:7001=1234:1002/map/fam@x.se "
+               "door1:7001=1240:1002/map/fam@x.se");
+    CHECK_STR (one (db, "SELECT device || ':' || employee_no || ' ' || class || ' ' || email FROM failed"),
+               "door1:1001 invalid asa@x.se");
+    CHECK_STR (one (db, "SELECT count (*) FROM target"), "0");
+    CHECK_STR (one (db, "SELECT count (*) FROM notice WHERE kind = 'unmatched'"), "0");
+    CHECK_STR (one (db, "SELECT org IS NULL AND tag IS NULL FROM command"), "1");
+    cs_store_destroy (&s);
+    /* and it opens again at the new version without migrating twice */
+    s = cs_store_open (path, NULL, error, sizeof error);
+    REQUIRE (s);
+    CHECK_STR (one (cs_store_db (s), "SELECT count (*) FROM tie"), "3");
+    cs_store_destroy (&s);
+}
+
+TEST (a_newer_database_is_refused)
+{
+    char path [512];
+    snprintf (path, sizeof path, "%s/state.db", cs_test_dir ());
+    sqlite3 *db = NULL;
+    REQUIRE (sqlite3_open (path, &db) == SQLITE_OK);
+    REQUIRE (sqlite3_exec (db, "PRAGMA user_version = 99;", NULL, NULL, NULL) == SQLITE_OK);
+    sqlite3_close (db);
+    char error [512] = "";
+    cs_store_t *s = cs_store_open (path, NULL, error, sizeof error);
+    CHECK (s == NULL);
+    CHECK_HAS (error, "version 99");
+    cs_store_destroy (&s);
+}
