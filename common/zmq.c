@@ -101,6 +101,9 @@ new_socket (int type, int hwm)
     zsock_set_linger (sock, CS_ZMQ_LINGER_MS);
     zsock_set_sndhwm (sock, hwm ? hwm : CS_ZMQ_HWM);
     zsock_set_rcvhwm (sock, hwm ? hwm : CS_ZMQ_HWM);
+    /* a peer that sends more than one message can be is cut off before the
+     * frame is read into memory */
+    zsock_set_maxmsgsize (sock, CS_MSG_MAX_SIZE);
     return sock;
 }
 

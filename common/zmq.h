@@ -25,7 +25,9 @@ cs_zmq_t *cs_zmq_new (const cs_pipeline_config_t *pl, char *error, size_t error_
 void cs_zmq_destroy (cs_zmq_t **self_p);
 
 /* A socket of type (ZMQ_PUSH, ZMQ_PULL, ZMQ_PUB, ZMQ_SUB) bound to, or connected
- * to, endpoint. hwm 0 means CS_ZMQ_HWM. NULL with the reason in error. */
+ * to, endpoint. hwm 0 means CS_ZMQ_HWM. A peer that sends a frame larger than
+ * CS_MSG_MAX_SIZE is disconnected (ZMQ_MAXMSGSIZE). NULL with the reason in
+ * error. */
 zsock_t *cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
                       size_t error_size);
 zsock_t *cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,

@@ -297,6 +297,16 @@ cs_store_ack (cs_store_t *self, int64_t seq)
 {
     if (seq <= self->acked)
         return 0;
+    int64_t last = cs_store_last_seq (self);
+    if (seq > last) {
+        /* never sent: believing it would keep every later event from the audit */
+        char got [32], sent [32];
+        snprintf (got, sizeof got, "%lld", (long long) seq);
+        snprintf (sent, sizeof sent, "%lld", (long long) last);
+        cs_log (self->log, CS_LOG_WARN, "ack_ignored", "seq", got, "last_sent", sent,
+                "msg", "an acknowledgement of events never sent", NULL);
+        return 0;
+    }
     sqlite3_stmt *st = cs_db_stmt (self->db, "DELETE FROM outbox WHERE seq <= ?1");
     if (!st)
         return -1;

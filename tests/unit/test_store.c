@@ -90,3 +90,27 @@ TEST (a_newer_database_is_refused)
     CHECK_HAS (error, "version 99");
     cs_store_destroy (&s);
 }
+
+TEST (an_ack_beyond_anything_sent_is_ignored)
+{
+    char path [512], error [512] = "";
+    snprintf (path, sizeof path, "%s/state.db", cs_test_dir ());
+    cs_store_t *s = cs_store_open (path, NULL, error, sizeof error);
+    REQUIRE (s);
+    for (int i = 0; i < 3; i++)
+        CHECK_INT (cs_store_emit (s, cs_event_new (CS_EV_CYCLE)), 0);
+    CHECK_INT (cs_store_last_seq (s), 3);
+    CHECK_INT (cs_store_ack (s, INT64_MAX), 0);
+    CHECK_INT (cs_store_acked (s), 0);              /* not believed */
+    CHECK_INT (cs_store_ack (s, 2), 0);
+    CHECK_INT (cs_store_acked (s), 2);
+    CHECK_STR (one (cs_store_db (s), "SELECT count (*) FROM outbox"), "1");
+    CHECK_INT (cs_store_ack (s, 4), 0);             /* one past the last: still never sent */
+    CHECK_INT (cs_store_acked (s), 2);
+    cs_store_destroy (&s);
+    /* and after a restart, as stored */
+    s = cs_store_open (path, NULL, error, sizeof error);
+    REQUIRE (s);
+    CHECK_INT (cs_store_acked (s), 2);
+    cs_store_destroy (&s);
+}

@@ -226,3 +226,66 @@ TEST (sigterm_stops_the_loop)
     zsock_destroy (&pull);
     cs_zmq_destroy (&z);
 }
+
+TEST (an_oversized_frame_is_refused_before_it_is_read)
+{
+    cs_pipeline_config_t pl = pipeline ();
+    char error [256], endpoint [512];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/run/big.in", cs_test_dir ());
+    cs_zmq_t *z = cs_zmq_new (&pl, error, sizeof error);
+    REQUIRE (z);
+    zsock_t *pull = cs_zmq_bind (z, ZMQ_PULL, endpoint, 0, error, sizeof error);
+    REQUIRE (pull);
+    CHECK_INT (zsock_maxmsgsize (pull), CS_MSG_MAX_SIZE);
+    /* a foreign sender, without our limits: 4 MB in one frame */
+    zsock_t *raw = zsock_new_push (endpoint);
+    REQUIRE (raw);
+    size_t size = 4 << 20;
+    zframe_t *big = zframe_new (NULL, size);
+    REQUIRE (big);
+    memset (zframe_data (big), 0xc1, size);
+    REQUIRE (zframe_send (&big, raw, 0) == 0);
+    zpoller_t *poller = zpoller_new (pull, NULL);
+    CHECK (zpoller_wait (poller, 500) == NULL);     /* nothing arrives: the peer was cut off */
+    zpoller_destroy (&poller);
+    zsock_destroy (&raw);
+    /* a well-behaved sender still gets through */
+    zsock_t *push = cs_zmq_connect (z, ZMQ_PUSH, endpoint, 0, error, sizeof error);
+    REQUIRE (push);
+    cs_msg_t *m = ack (7);
+    CHECK (cs_zmq_send (push, m, NULL) == 0);
+    cs_msg_destroy (&m);
+    cs_msg_error_t err;
+    m = cs_zmq_recv (pull, &err);
+    REQUIRE (m);
+    CHECK_INT (cs_msg_int (m, CS_F_SEQ), 7);
+    cs_msg_destroy (&m);
+    zsock_destroy (&push);
+    zsock_destroy (&pull);
+    cs_zmq_destroy (&z);
+}
+
+TEST (try_send_never_waits)
+{
+    cs_pipeline_config_t pl = pipeline ();
+    char error [256], endpoint [512];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/run/nobody.in", cs_test_dir ());
+    cs_zmq_t *z = cs_zmq_new (&pl, error, sizeof error);
+    REQUIRE (z);
+    /* nobody reads: the queue fills, then try_send says so instead of blocking */
+    zsock_t *push = cs_zmq_connect (z, ZMQ_PUSH, endpoint, 5, error, sizeof error);
+    REQUIRE (push);
+    int sent = 0, full = 0;
+    for (int i = 0; i < 50 && !full; i++) {
+        cs_msg_t *m = ack (i + 1);
+        int rc = cs_zmq_try_send (push, m, NULL);
+        cs_msg_destroy (&m);
+        sent += rc == 0;
+        full = rc == 1;
+    }
+    CHECK (full);
+    CHECK (sent >= 5 && sent < 50);
+    zsock_set_linger (push, 0);
+    zsock_destroy (&push);
+    cs_zmq_destroy (&z);
+}
