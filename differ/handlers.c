@@ -214,7 +214,7 @@ static int
 report_duplicates (cs_state_t *s)
 {
     sqlite3_stmt *st = cs_db_stmt (s->db, "SELECT email, count (*) FROM record WHERE email IS NOT NULL "
-                                          "GROUP BY email HAVING count (*) > 1");
+                                          "GROUP BY email HAVING count (DISTINCT omid) > 1");
     int rc = st ? 0 : -1;
     while (rc == 0 && sqlite3_step (st) == SQLITE_ROW) {
         const char *email = col (st, 0);
@@ -304,7 +304,7 @@ on_cycle_end (cs_state_t *s, const cs_msg_t *m)
     if (full)
         cs_db_exec (s->db, "DELETE FROM notice WHERE kind IN ('duplicate') AND key NOT IN "
                            "(SELECT email FROM record WHERE email IS NOT NULL GROUP BY email "
-                           "HAVING count (*) > 1)");
+                           "HAVING count (DISTINCT omid) > 1)");
     if (report_duplicates (s) != 0)
         return -1;
     return plan (s);
