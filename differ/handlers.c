@@ -103,12 +103,6 @@ plan (cs_state_t *s)
     return rc;
 }
 
-static int64_t
-count_rows (cs_state_t *s, const char *sql, const char *arg)
-{
-    return cs_store_count (s->store, sql, arg);
-}
-
 static const char *
 col (sqlite3_stmt *st, int i)
 {
@@ -256,8 +250,8 @@ on_cycle_end (cs_state_t *s, const cs_msg_t *m)
     s->cycle = 0;
     int full = cs_msg_bool (m, CS_F_FULL);
     int64_t sent = cs_msg_int (m, CS_F_COUNT);
-    int64_t staged = count_rows (s, "SELECT count (*) FROM staging", NULL);
-    int64_t known = count_rows (s, "SELECT count (*) FROM record", NULL);
+    int64_t staged = cs_store_count (s->store, "SELECT count (*) FROM staging", NULL);
+    int64_t known = cs_store_count (s->store, "SELECT count (*) FROM record", NULL);
     const char *why = NULL;
     char reason [1200];
     if (!cs_msg_bool (m, CS_F_OK))
@@ -377,8 +371,8 @@ on_scan_end (cs_state_t *s, const cs_msg_t *m)
     const char *dev = cs_msg_str (m, CS_F_DEV);
     if (!cs_config_device (s->cfg, dev))
         return 0;
-    int64_t staged = count_rows (s, "SELECT count (*) FROM person_staging WHERE device = ?1", dev);
-    int64_t skipped = count_rows (s, "SELECT count (*) FROM skipped WHERE device = ?1", dev);
+    int64_t staged = cs_store_count (s->store, "SELECT count (*) FROM person_staging WHERE device = ?1", dev);
+    int64_t skipped = cs_store_count (s->store, "SELECT count (*) FROM skipped WHERE device = ?1", dev);
     cs_msg_t *ev = cs_event_new (CS_EV_SCAN);
     cs_msg_set_str (ev, CS_F_DEV, dev);
     cs_msg_set_int (ev, CS_F_COUNT, staged);

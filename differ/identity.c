@@ -201,20 +201,19 @@ cs_identity_forget (cs_store_t *store, const char *device, const char *no, const
         return -1;
     sqlite3_bind_text (st, 1, device, -1, SQLITE_STATIC);
     sqlite3_bind_text (st, 2, no, -1, SQLITE_STATIC);
-    int64_t keys [64][2];
-    int rules [64];
-    size_t n = 0;
-    while (n < 64 && sqlite3_step (st) == SQLITE_ROW) {
-        keys [n][0] = sqlite3_column_int64 (st, 0);
-        keys [n][1] = sqlite3_column_int64 (st, 1);
-        rules [n] = cs_rule_parse ((const char *) sqlite3_column_text (st, 2));
-        n++;
+    int rc = 0;
+    while (rc == 0 && sqlite3_step (st) == SQLITE_ROW) {
+        int rule = cs_rule_parse ((const char *) sqlite3_column_text (st, 2));
+        rc = tie_event (store, 0, device, no, sqlite3_column_int64 (st, 0), sqlite3_column_int64 (st, 1),
+                        rule >= 0 ? (cs_rule_t) rule : CS_RULE_TAG, NULL, why);
     }
     sqlite3_reset (st);
-    for (size_t i = 0; i < n; i++)
-        if (untie (store, device, no, keys [i][0], keys [i][1]) != 0
-            || tie_event (store, 0, device, no, keys [i][0], keys [i][1],
-                          rules [i] >= 0 ? (cs_rule_t) rules [i] : CS_RULE_TAG, NULL, why) != 0)
-            return -1;
-    return 0;
+    if (rc != 0)
+        return -1;
+    st = cs_db_stmt (db, "DELETE FROM tie WHERE device = ?1 AND employee_no = ?2");
+    if (!st)
+        return -1;
+    sqlite3_bind_text (st, 1, device, -1, SQLITE_STATIC);
+    sqlite3_bind_text (st, 2, no, -1, SQLITE_STATIC);
+    return cs_db_step_done (db, st);
 }

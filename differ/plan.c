@@ -161,6 +161,19 @@ find_email (planner_t *p, const char *email, size_t *first)
     return k - *first;
 }
 
+/* The map's lines for employeeNo no: [*first, *first + count) of map. */
+static size_t
+find_map (planner_t *p, const char *no, size_t *first)
+{
+    const cs_plan_map_line_t *ls = p->in->map;
+    size_t n = p->in->map_count;
+    *first = LOWER_BOUND (p->map, n, strcmp (ls [it].no, no) < 0);
+    size_t k = *first;
+    while (k < n && !strcmp (ls [p->map [k]].no, no))
+        k++;
+    return k - *first;
+}
+
 /* The member (org, omid), or -1. */
 static long
 find_member (planner_t *p, int64_t org, int64_t omid)
@@ -390,8 +403,9 @@ apply_rule (planner_t *p, cs_match_t rule, const cs_plan_person_t *x, whos_t *w,
             *via = x->tag;
             return;
         case CS_MATCH_MAP: {
-            size_t lo = LOWER_BOUND (p->map, in->map_count, strcmp (in->map [it].no, x->no) < 0);
-            for (size_t k = lo; k < in->map_count && !strcmp (in->map [p->map [k]].no, x->no); k++) {
+            size_t lines, lo = 0;
+            lines = find_map (p, x->no, &lo);
+            for (size_t k = lo; k < lo + lines; k++) {
                 const char *email = in->map [p->map [k]].email;
                 n = find_email (p, email, &first);
                 for (size_t j = first; j < first + n; j++) {
@@ -468,8 +482,8 @@ tie_person (planner_t *p, const cs_plan_device_t *d, const cs_plan_person_t *x, 
         who_t w = { tie->org, tie->omid, find_member (p, tie->org, tie->omid), tie->rule, tie->via };
         if (tie->rule == CS_RULE_MAP) {
             int still = 0;
-            size_t lo = LOWER_BOUND (p->map, in->map_count, strcmp (in->map [it].no, x->no) < 0);
-            for (size_t j = lo; j < in->map_count && !strcmp (in->map [p->map [j]].no, x->no); j++)
+            size_t lo, lines = find_map (p, x->no, &lo);
+            for (size_t j = lo; j < lo + lines; j++)
                 still |= !strcmp (in->map [p->map [j]].email, tie->via);
             if (!still) {
                 tie_change (p, 0, d->name, x->no, &w, "the identity_map line that tied it was removed");

@@ -430,7 +430,9 @@ cs_replan_person (cs_store_t *store, const cs_config_t *cfg, const char *device,
     snprintf (end, sizeof end, "%s", col (st, 6) ? col (st, 6) : "");
     snprintf (was, sizeof was, "%s", col (st, 7) ? col (st, 7) : "");
     sqlite3_reset (st);
-    if (cs_time_local ((time_t) (cs_store_now (store) / 1000), dc->timezone, now) != 0)
+    /* only a revocation depends on the time (one result after another: no clock for the rest) */
+    now [0] = 0;
+    if (t.revoke && cs_time_local ((time_t) (cs_store_now (store) / 1000), dc->timezone, now) != 0)
         return -1;
     const char *sync = cs_sync_name (cs_plan_sync (&t, enable, begin, end, now, failed,
                                                    !strcmp (was, cs_sync_name (CS_SYNC_HELD))));
