@@ -21,7 +21,7 @@ else
 endif
 
 CC      ?= cc
-PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih
+PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih libsystemd
 TOOLS   := supervisord valgrind python3 curl sqlite3 systemd-analyze
 
 # A missing library means a fresh machine: install what is missing, once, and say so.
@@ -109,6 +109,7 @@ $(BINDIR)/msgdump: $(OUT)/tests/sim/msgdump.o $(LIBCS)
 $(BINDIR)/tests/test_isapi: $(OUT)/pusher/isapi.o
 $(BINDIR)/tests/test_store: $(OUT)/differ/store.o
 $(BINDIR)/tests/test_audit: $(OUT)/auditor/store.o
+$(BINDIR)/tests/test_verdict: $(OUT)/differ/verdict.o
 
 $(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)
 	@mkdir -p $(dir $@)

@@ -1,34 +1,19 @@
+/* The operator commands. Everything about sync state comes from the differ,
+ * asked on its control socket; only `history` (and `status` when the differ
+ * does not answer) read audit.db. */
 #include "auditor/commands.h"
+#include "auditor/ctl.h"
 #include "auditor/tail.h"
 #include "common/cli.h"
 #include "common/db.h"
 #include "common/email.h"
-#include "common/zmq.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-/* state.db or audit.db of this config, opened only if it exists. */
-static cs_db_t *
-open_existing (const cs_config_t *cfg, const char *name)
-{
-    char path [4200], error [512];
-    snprintf (path, sizeof path, "%s/%s", cfg->pipeline.state_dir, name);
-    if (access (path, R_OK) != 0) {
-        fprintf (stderr, "cardsync-auditor: %s does not exist yet; has the %s run?\n", path,
-                 strcmp (name, "state.db") ? "auditor" : "differ");
-        return NULL;
-    }
-    cs_db_t *db = cs_db_open (path, error, sizeof error);
-    if (!db)
-        fprintf (stderr, "cardsync-auditor: %s\n", error);
-    return db;
-}
 
 /* A command's usage: on stdout when asked for with --help (exit 0), else on
  * stderr (exit 64). */
@@ -40,329 +25,281 @@ usage (const char *text, int argc, const char **argv)
     return asked ? 0 : EX_USAGE;
 }
 
-/* A command that takes at most one flag: *set tells whether it was given;
- * -1 for anything else. */
+/* The flags a command takes, each at most once; -1 for anything else. */
 static int
-only_flag (int argc, const char **argv, const char *flag, int *set)
+flags (int argc, const char **argv, const char *const *known, int *set)
 {
-    *set = argc == 1 && !strcmp (argv [0], flag);
-    return argc > 1 || (argc == 1 && !*set) ? -1 : 0;
+    for (int i = 0; i < argc; i++) {
+        int k = 0;
+        while (known [k] && strcmp (known [k], argv [i]))
+            k++;
+        if (!known [k] || set [k])
+            return -1;
+        set [k] = 1;
+    }
+    return 0;
+}
+
+#define S(o, k) (json_string_value (json_object_get (o, k)) ? json_string_value (json_object_get (o, k)) : "")
+#define I(o, k) ((long long) json_integer_value (json_object_get (o, k)))
+
+/* Asks the differ; on failure says why on stderr. */
+static json_t *
+ask (const cs_config_t *cfg, const char *command, cs_msg_t *req, int timeout_ms, int *rc)
+{
+    json_t *body = NULL;
+    char err [600];
+    cs_ctl_rc_t r = req ? cs_ctl_ask (cfg, req, timeout_ms, &body, err, sizeof err) : CS_CTL_BROKEN;
+    if (!req)
+        snprintf (err, sizeof err, "out of memory");
+    cs_msg_destroy (&req);
+    if (r != CS_CTL_OK) {
+        fprintf (stderr, "cardsync-auditor %s: %s\n", command, err);
+        *rc = 1;
+    }
+    return body;
 }
 
 static void
-when (int64_t ms, char out [32])
+print_json_rows (json_t *rows)
 {
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    localtime_r (&t, &tm);
-    strftime (out, 32, "%Y-%m-%d %H:%M:%S", &tm);
+    size_t i;
+    json_t *r;
+    json_array_foreach (rows, i, r) {
+        char *s = json_dumps (r, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        printf ("%s\n", s);
+        free (s);
+    }
 }
 
-static const char *
-text (sqlite3_stmt *st, int col)
+/* A CSV field, quoted when it must be. */
+static void
+csv (const char *v, int last)
 {
-    const char *v = (const char *) sqlite3_column_text (st, col);
-    return v ? v : "";
+    if (strpbrk (v, ",\"\r\n")) {
+        putchar ('"');
+        for (const char *p = v; *p; p++) {
+            if (*p == '"')
+                putchar ('"');
+            putchar (*p);
+        }
+        putchar ('"');
+    }
+    else
+        fputs (v, stdout);
+    putchar (last ? '\n' : ',');
 }
+
+/* Rows as CSV: a header of keys, then one line each. */
+static void
+print_csv_rows (json_t *rows, const char *const *keys)
+{
+    for (int k = 0; keys [k]; k++)
+        csv (keys [k], !keys [k + 1]);
+    size_t i;
+    json_t *r;
+    json_array_foreach (rows, i, r)
+        for (int k = 0; keys [k]; k++) {
+            json_t *v = json_object_get (r, keys [k]);
+            char num [32];
+            if (json_is_integer (v))
+                snprintf (num, sizeof num, "%lld", (long long) json_integer_value (v));
+            csv (json_is_integer (v) ? num : S (r, keys [k]), !keys [k + 1]);
+        }
+}
+
+/* --- lists ------------------------------------------------------------------------------- */
 
 int
 cs_cmd_failed (const cs_config_t *cfg, int argc, const char **argv)
 {
-    int json;
-    if (only_flag (argc, argv, "--json", &json) != 0) {
+    static const char *const known [] = { "--json", NULL };
+    int set [1] = { 0 }, rc = 0;
+    if (flags (argc, argv, known, set) != 0) {
         const char *text = "usage: cardsync-auditor failed [--json]\n"
                  "The failed queue: what could not be written, with the device's own words.\n"
                  "example: cardsync-auditor failed; then: cardsync-auditor replay --all\n";
         return usage (text, argc, argv);
     }
-    cs_db_t *db = open_existing (cfg, "state.db");
-    if (!db)
-        return EX_UNAVAILABLE;
-    sqlite3_stmt *st = cs_db_stmt (db, "SELECT command_id, since_ms, email, device, employee_no, "
-                                       "class, msg, tries FROM failed ORDER BY since_ms, email");
-    int n = 0;
-    if (!json)
+    json_t *body = ask (cfg, "failed", cs_ctl_request ("failed"), CS_CTL_TIMEOUT_MS, &rc);
+    if (!body)
+        return rc;
+    json_t *rows = json_object_get (body, "rows");
+    if (set [0])
+        print_json_rows (rows);
+    else {
         printf ("%-6s  %-19s  %-30s  %-8s  %-8s  %-10s  %5s  %s\n", "id", "when", "member",
                 "device", "person", "class", "tries", "the device said");
-    while (st && sqlite3_step (st) == SQLITE_ROW) {
-        n++;
-        char w [32];
-        when (sqlite3_column_int64 (st, 1), w);
-        if (json) {
-            json_t *j = json_pack ("{s:I, s:s, s:s, s:s, s:s, s:s, s:s, s:I}",
-                                   "id", (json_int_t) sqlite3_column_int64 (st, 0), "when", w,
-                                   "email", text (st, 2), "device", text (st, 3),
-                                   "employee_no", text (st, 4), "class", text (st, 5),
-                                   "msg", text (st, 6), "tries", (json_int_t) sqlite3_column_int64 (st, 7));
-            char *s = json_dumps (j, JSON_COMPACT);
-            printf ("%s\n", s);
-            free (s);
-            json_decref (j);
-        }
-        else
-            printf ("%-6lld  %-19s  %-30s  %-8s  %-8s  %-10s  %5lld  %s\n",
-                    (long long) sqlite3_column_int64 (st, 0), w, text (st, 2), text (st, 3),
-                    text (st, 4), text (st, 5), (long long) sqlite3_column_int64 (st, 7), text (st, 6));
+        size_t i;
+        json_t *r;
+        json_array_foreach (rows, i, r)
+            printf ("%-6lld  %-19s  %-30s  %-8s  %-8s  %-10s  %5lld  %s\n", I (r, "id"), S (r, "when"),
+                    S (r, "email"), S (r, "device"), S (r, "employee_no"), S (r, "class"), I (r, "tries"),
+                    S (r, "msg"));
+        printf ("%zu failed\n", json_array_size (rows));
     }
-    if (st)
-        sqlite3_reset (st);
-    if (!json)
-        printf ("%d failed\n", n);
-    cs_db_destroy (&db);
+    json_decref (body);
     return 0;
 }
 
-static int64_t
-one_int (cs_db_t *db, const char *sql)
+/* unmatched and orphans: the lists an operator reviews, as a table, CSV or JSON. */
+static int
+review_list (const cs_config_t *cfg, const char *op, int argc, const char **argv, const char *help,
+             const char *const *keys, const char *const *heads, const int *widths, const char *one,
+             const char *many)
 {
-    sqlite3_stmt *st = cs_db_stmt (db, sql);
-    int64_t v = 0;
-    if (st && sqlite3_step (st) == SQLITE_ROW)
-        v = sqlite3_column_int64 (st, 0);
-    if (st)
-        sqlite3_reset (st);
-    return v;
-}
-
-/* A count from a one-parameter query on db. */
-static int64_t
-count_for (cs_db_t *db, const char *sql, const char *arg)
-{
-    sqlite3_stmt *st = db ? cs_db_stmt (db, sql) : NULL;
-    int64_t v = 0;
-    if (st) {
-        sqlite3_bind_text (st, 1, arg, -1, SQLITE_STATIC);
-        if (sqlite3_step (st) == SQLITE_ROW)
-            v = sqlite3_column_int64 (st, 0);
-        sqlite3_reset (st);
-    }
-    return v;
-}
-
-static void
-attention (json_t *list, const char *fmt, ...)
-{
-    char line [600];
-    va_list ap;
-    va_start (ap, fmt);
-    vsnprintf (line, sizeof line, fmt, ap);
-    va_end (ap);
-    json_array_append_new (list, json_string (line));
-}
-
-/* Everything `status` says, as one JSON object. */
-static json_t *
-gather_status (const cs_config_t *cfg, cs_db_t *state, cs_db_t *audit)
-{
-    json_t *j = json_object (), *need = json_array ();
-    int64_t now = zclock_time ();
-    json_t *exp = json_object ();
-    sqlite3_stmt *st = audit ? cs_db_stmt (audit, "SELECT ts, state, count, msg FROM event "
-                                                  "WHERE kind = 'cycle' ORDER BY seq DESC LIMIT 1") : NULL;
-    if (st && sqlite3_step (st) == SQLITE_ROW) {
-        char w [32];
-        when (sqlite3_column_int64 (st, 0), w);
-        json_object_set_new (exp, "when", json_string (w));
-        json_object_set_new (exp, "result", json_string (text (st, 1)));
-        json_object_set_new (exp, "members", json_integer (sqlite3_column_int64 (st, 2)));
-        json_object_set_new (exp, "msg", json_string (text (st, 3)));
-        if (!strcmp (text (st, 1), "ignored"))
-            attention (need, "the last export was ignored: %s", text (st, 3));
-    }
-    else
-        attention (need, "no export has arrived yet");
-    if (st)
-        sqlite3_reset (st);
-    st = audit ? cs_db_stmt (audit, "SELECT max (ts) FROM event WHERE kind = 'cycle' AND state != 'ignored'") : NULL;
-    if (st && sqlite3_step (st) == SQLITE_ROW && sqlite3_column_type (st, 0) != SQLITE_NULL) {
-        int64_t good = sqlite3_column_int64 (st, 0);
-        char w [32];
-        when (good, w);
-        json_object_set_new (exp, "last_good", json_string (w));
-        if (now - good > (int64_t) cfg->notify.export_alert_after * 1000)
-            attention (need, "no good export since %s (export_alert_after is %d s)", w,
-                       cfg->notify.export_alert_after);
-    }
-    if (st)
-        sqlite3_reset (st);
-    json_object_set_new (j, "last_export", exp);
-
-    /* persons, as the differ's planner left them: each tied person's sync state */
-    int64_t members = one_int (state, "SELECT count (*) FROM record");
-    int64_t usable = one_int (state, "SELECT count (*) FROM record WHERE email IS NOT NULL");
-    int64_t matched = one_int (state, "SELECT count (*) FROM target");
-    int64_t in_sync = one_int (state, "SELECT count (*) FROM target WHERE sync = 'in_sync'");
-    int64_t pending = one_int (state, "SELECT count (*) FROM target WHERE sync = 'pending'");
-    int64_t held = one_int (state, "SELECT count (*) FROM target WHERE sync = 'held'");
-    int64_t failed = one_int (state, "SELECT count (*) FROM failed");
-    int64_t unmatched = one_int (state, "SELECT count (*) FROM notice WHERE kind = 'unmatched'");
-    json_object_set_new (j, "members", json_integer (members));
-    json_object_set_new (j, "members_with_email", json_integer (usable));
-    json_object_set_new (j, "targets", json_pack ("{s:I, s:I, s:I, s:I, s:I, s:I}", "matched", (json_int_t) matched,
-                                                  "in_sync", (json_int_t) in_sync, "pending", (json_int_t) pending,
-                                                  "failed", (json_int_t) failed, "held", (json_int_t) held,
-                                                  "unmatched", (json_int_t) unmatched));
-    if (failed)
-        attention (need, "%lld failed target%s (cardsync-auditor failed; then replay)", (long long) failed,
-                   failed == 1 ? "" : "s");
-    /* persons still tied to a member whose e-mail their tag no longer holds */
-    json_t *retag = json_array ();
-    st = cs_db_stmt (state, "SELECT device, employee_no, retag FROM target WHERE retag IS NOT NULL "
-                            "ORDER BY device, employee_no");
-    while (st && sqlite3_step (st) == SQLITE_ROW)
-        json_array_append_new (retag, json_pack ("{s:s, s:s, s:s}", "device", text (st, 0),
-                                                 "employee_no", text (st, 1), "email", text (st, 2)));
-    if (st)
-        sqlite3_reset (st);
-    json_object_set_new (j, "tags_to_update", retag);
-
-    json_t *devices = json_array ();
-    for (size_t i = 0; i < cfg->device_count; i++) {
-        const char *name = cfg->devices [i].name;
-        json_t *d = json_pack ("{s:s}", "name", name);
-        st = cs_db_stmt (state, "SELECT state, msg, until_ms FROM health WHERE device = ?1");
-        const char *health = "unknown";
-        if (st) {
-            sqlite3_bind_text (st, 1, name, -1, SQLITE_STATIC);
-            if (sqlite3_step (st) == SQLITE_ROW) {
-                json_object_set_new (d, "health", json_string (text (st, 0)));
-                if (*text (st, 1))
-                    json_object_set_new (d, "msg", json_string (text (st, 1)));
-                if (sqlite3_column_int64 (st, 2) > now) {
-                    char w [32];
-                    when (sqlite3_column_int64 (st, 2), w);
-                    json_object_set_new (d, "paused_until", json_string (w));
-                }
+    static const char *const known [] = { "--json", "--csv", NULL };
+    int set [2] = { 0, 0 }, rc = 0;
+    if (flags (argc, argv, known, set) != 0 || (set [0] && set [1]))
+        return usage (help, argc, argv);
+    json_t *body = ask (cfg, op, cs_ctl_request (op), CS_CTL_TIMEOUT_MS, &rc);
+    if (!body)
+        return rc;
+    json_t *rows = json_object_get (body, "rows");
+    if (set [0])
+        print_json_rows (rows);
+    else if (set [1])
+        print_csv_rows (rows, keys);
+    else {
+        for (int k = 0; k < 5; k++)
+            printf ("%-*s%s", k < 4 ? widths [k] : 0, heads [k], k < 4 ? "  " : "\n");
+        size_t i;
+        json_t *r;
+        json_array_foreach (rows, i, r) {
+            for (int k = 0; k < 5; k++) {
+                json_t *x = json_object_get (r, keys [k]);
+                char num [32];
+                if (json_is_integer (x))
+                    snprintf (num, sizeof num, "%lld", (long long) json_integer_value (x));
+                printf ("%-*s%s", k < 4 ? widths [k] : 0, json_is_integer (x) ? num : S (r, keys [k]),
+                        k < 4 ? "  " : "\n");
             }
-            sqlite3_reset (st);
         }
-        if (json_object_get (d, "health"))
-            health = json_string_value (json_object_get (d, "health"));
-        else
-            json_object_set_new (d, "health", json_string (health));
-        if (strcmp (health, "ok"))
-            attention (need, "device %s: %s%s%s", name, !strcmp (health, "unknown")
-                       ? "no word from the pusher yet" : health,
-                       json_object_get (d, "msg") ? ": " : "",
-                       json_object_get (d, "msg") ? json_string_value (json_object_get (d, "msg")) : "");
-        st = audit ? cs_db_stmt (audit, "SELECT ts FROM event WHERE kind = 'scan' AND state = 'ok' "
-                                        "AND device = ?1 ORDER BY seq DESC LIMIT 1") : NULL;
-        if (st) {
-            sqlite3_bind_text (st, 1, name, -1, SQLITE_STATIC);
-            if (sqlite3_step (st) == SQLITE_ROW) {
-                char w [32];
-                when (sqlite3_column_int64 (st, 0), w);
-                json_object_set_new (d, "last_scan", json_string (w));
-            }
-            sqlite3_reset (st);
-        }
-        json_object_set_new (d, "scanned", json_boolean (count_for (state, "SELECT count (*) FROM scanned "
-                                                                           "WHERE device = ?1", name)));
-        int64_t persons = count_for (state, "SELECT count (*) FROM person WHERE device = ?1", name);
-        int64_t capacity = count_for (state, "SELECT coalesce (capacity, 0) FROM scanned WHERE device = ?1", name);
-        json_object_set_new (d, "persons", json_integer (persons));
-        if (capacity > 0) {
-            json_object_set_new (d, "capacity", json_integer (capacity));
-            if (persons * 100 >= capacity * 95)
-                attention (need, "device %s is %lld%% full (%lld of %lld persons)", name,
-                           (long long) (persons * 100 / capacity), (long long) persons, (long long) capacity);
-        }
-        json_array_append_new (devices, d);
+        printf ("%zu %s\n", json_array_size (rows), json_array_size (rows) == 1 ? one : many);
     }
-    json_object_set_new (j, "devices", devices);
-    int64_t guard = one_int (state, "SELECT value FROM meta WHERE key = 'guard'");
-    json_object_set_new (j, "guard_held", json_integer (guard));
-    if (guard)
-        attention (need, "the guard holds back %lld revocations (cardsync-auditor approve)", (long long) guard);
-    json_object_set_new (j, "outbox", json_integer (one_int (state, "SELECT count (*) FROM outbox")));
-    json_object_set_new (j, "attention", need);
-    return j;
+    json_decref (body);
+    return 0;
 }
 
 int
-cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv)
+cs_cmd_unmatched (const cs_config_t *cfg, int argc, const char **argv)
 {
-    int json;
-    if (only_flag (argc, argv, "--json", &json) != 0) {
-        const char *text = "usage: cardsync-auditor status [--json]\n"
-                 "The last export, members and targets by state, each device's health, the guard,\n"
-                 "the events not yet in the audit. Exits 0 when all is well, 1 when something\n"
-                 "needs attention (listed last), 69 when there is no state yet: usable as a\n"
-                 "health check.\n"
-                 "example: cardsync-auditor status || mail -s 'cardsync needs attention' root\n";
+    static const char *const keys [] = { "device", "email", "name", "org", "member_id", NULL };
+    static const char *const heads [] = { "device", "member", "name", "org", "member id" };
+    return review_list (cfg, "unmatched", argc, argv,
+                        "usage: cardsync-auditor unmatched [--json | --csv]\n"
+                        "Entitled members with no person on a device (give them a card, a tag or a\n"
+                        "line in identity_map, or set create_missing).\n"
+                        "example: cardsync-auditor unmatched --csv > unmatched.csv\n",
+                        keys, heads, (const int []) { 10, 30, 24, 6 },
+                        "entitled member without a person on a device",
+                        "entitled members without a person on a device");
+}
+
+int
+cs_cmd_orphans (const cs_config_t *cfg, int argc, const char **argv)
+{
+    static const char *const keys [] = { "device", "employee_no", "name", "until", "why", "tag", NULL };
+    static const char *const heads [] = { "device", "person", "name", "admitted until", "why" };
+    return review_list (cfg, "orphans", argc, argv,
+                        "usage: cardsync-auditor orphans [--json | --csv]\n"
+                        "Persons a device still admits whom no entitled member ties: staff,\n"
+                        "strangers' cards, and members whose revocation has not landed yet.\n"
+                        "example: cardsync-auditor orphans --csv > orphans.csv\n",
+                        keys, heads, (const int []) { 10, 10, 24, 19 },
+                        "person admitted whom no entitled member ties",
+                        "persons admitted whom no entitled member ties");
+}
+
+int
+cs_cmd_held (const cs_config_t *cfg, int argc, const char **argv)
+{
+    static const char *const known [] = { "--json", NULL };
+    int set [1] = { 0 }, rc = 0;
+    if (flags (argc, argv, known, set) != 0) {
+        const char *text = "usage: cardsync-auditor held [--json]\n"
+                 "The revocations a tripped guard holds back (approve them with approve).\n"
+                 "example: cardsync-auditor held\n";
         return usage (text, argc, argv);
     }
-    cs_db_t *state = open_existing (cfg, "state.db");
-    if (!state)
-        return EX_UNAVAILABLE;
-    cs_db_t *audit = open_existing (cfg, "audit.db");
-    json_t *j = gather_status (cfg, state, audit);
-    cs_db_destroy (&audit);
-    cs_db_destroy (&state);
-    json_t *need = json_object_get (j, "attention");
-    int rc = json_array_size (need) ? 1 : 0;
-    if (json) {
-        char *s = json_dumps (j, JSON_COMPACT);
-        printf ("%s\n", s);
-        free (s);
-        json_decref (j);
+    json_t *body = ask (cfg, "held", cs_ctl_request ("held"), CS_CTL_TIMEOUT_MS, &rc);
+    if (!body)
         return rc;
+    json_t *rows = json_object_get (body, "rows");
+    if (set [0])
+        print_json_rows (rows);
+    else {
+        printf ("%-8s  %-10s  %-30s  %s\n", "device", "person", "member", "admitted until now");
+        size_t i;
+        json_t *r;
+        json_array_foreach (rows, i, r)
+            printf ("%-8s  %-10s  %-30s  %s\n", S (r, "device"), S (r, "employee_no"), S (r, "email"),
+                    S (r, "end"));
+        printf ("%lld revocation%s held back by the guard\n", I (body, "held"), I (body, "held") == 1 ? "" : "s");
     }
-    json_t *e = json_object_get (j, "last_export"), *t = json_object_get (j, "targets");
-#define S(o, k) (json_string_value (json_object_get (o, k)) ? json_string_value (json_object_get (o, k)) : "")
-#define I(o, k) ((long long) json_integer_value (json_object_get (o, k)))
-    if (json_object_get (e, "when"))
-        printf ("last export:   %s  %s, %lld members%s%s\n", S (e, "when"), S (e, "result"),
-                I (e, "members"), *S (e, "msg") ? ": " : "", S (e, "msg"));
+    json_decref (body);
+    return 0;
+}
+
+int
+cs_cmd_member (const cs_config_t *cfg, int argc, const char **argv)
+{
+    char email [CS_EMAIL_MAX + 1];
+    cs_msg_t *req = cs_ctl_request ("member");
+    int json = 0, ok = argc >= 1 && strcmp (argv [0], "--help");
+    for (int i = 0; i < argc && ok; i++) {
+        const char *a = argv [i], *v = i + 1 < argc ? argv [i + 1] : NULL;
+        char *end = NULL;
+        long long n = v ? strtoll (v, &end, 10) : 0;
+        if (!strcmp (a, "--json"))
+            json = 1;
+        else if ((!strcmp (a, "--org") || !strcmp (a, "--id")) && v && *v && !*end && n > 0) {
+            ok = cs_msg_set_int (req, !strcmp (a, "--org") ? CS_F_ORG : CS_F_MID, n) == 0;
+            i++;
+        }
+        else if (!cs_msg_has (req, CS_F_EMAIL) && cs_email_normalize (a, email) == CS_EMAIL_OK)
+            ok = cs_msg_set_str (req, CS_F_EMAIL, email) == 0;
+        else
+            ok = 0;
+    }
+    if (ok)
+        ok = cs_msg_has (req, CS_F_EMAIL) != (cs_msg_has (req, CS_F_ORG) && cs_msg_has (req, CS_F_MID))
+             && (cs_msg_has (req, CS_F_EMAIL) || !cs_msg_has (req, CS_F_ORG) == !cs_msg_has (req, CS_F_MID));
+    if (!ok) {
+        cs_msg_destroy (&req);
+        const char *text = "usage: cardsync-auditor member (EMAIL | --org ORG --id MEMBER_ID) [--json]\n"
+                 "One member as the differ holds it: its roles, and on each device the persons\n"
+                 "tied to it, how, and whether the device holds what the member is entitled to.\n"
+                 "example: cardsync-auditor member asa.oberg@example.se\n";
+        return usage (text, argc, argv);
+    }
+    int rc = 0;
+    json_t *body = ask (cfg, "member", req, CS_CTL_TIMEOUT_MS, &rc);
+    if (!body)
+        return rc;
+    json_t *rows = json_object_get (body, "rows");
+    size_t i, k;
+    json_t *m, *p;
+    if (json)
+        print_json_rows (rows);
     else
-        printf ("last export:   none yet\n");
-    printf ("members:       %lld (%lld with a usable e-mail)\n", I (j, "members"), I (j, "members_with_email"));
-    printf ("persons:       %lld tied to members: %lld in sync, %lld pending, %lld failed, %lld held by "
-            "the guard; %lld unmatched\n", I (t, "matched"), I (t, "in_sync"), I (t, "pending"), I (t, "failed"),
-            I (t, "held"), I (t, "unmatched"));
-    size_t k;
-    json_t *r;
-    json_array_foreach (json_object_get (j, "tags_to_update"), k, r) {
-        if (k == 0)
-            printf ("tags to update (the member's e-mail changed; the person stays tied):\n");
-        printf ("  %-12s person %-10s should be tagged %s\n", S (r, "device"), S (r, "employee_no"),
-                S (r, "email"));
-    }
-    printf ("devices:\n");
-    size_t i;
-    json_t *d;
-    json_array_foreach (json_object_get (j, "devices"), i, d) {
-        char paused [64] = "";
-        if (json_object_get (d, "paused_until"))
-            snprintf (paused, sizeof paused, " (paused until %s)", S (d, "paused_until"));
-        char capacity [48] = "";
-        if (I (d, "capacity"))
-            snprintf (capacity, sizeof capacity, " of %lld", I (d, "capacity"));
-        printf ("  %-12s %s%s%s%s; last scan %s, %lld persons%s%s\n", S (d, "name"), S (d, "health"),
-                *S (d, "msg") ? ": " : "", S (d, "msg"), paused,
-                json_object_get (d, "last_scan") ? S (d, "last_scan") : "never", I (d, "persons"),
-                capacity, json_is_true (json_object_get (d, "scanned")) ? "" : " (not scanned yet)");
-    }
-    if (I (j, "guard_held"))
-        printf ("guard:         TRIPPED: %lld revocations held back (cardsync-auditor approve)\n",
-                I (j, "guard_held"));
-    else
-        printf ("guard:         clear\n");
-    printf ("failed queue:  %lld%s\n", I (t, "failed"), I (t, "failed") ? " (cardsync-auditor failed; then replay)" : "");
-    printf ("outbox:        %lld event%s not yet acknowledged by the auditor\n", I (j, "outbox"),
-            I (j, "outbox") == 1 ? "" : "s");
-#undef S
-#undef I
-    json_t *a;
-    if (json_array_size (need)) {
-        printf ("attention:\n");
-        json_array_foreach (need, i, a)
-            printf ("  - %s\n", json_string_value (a));
-    }
-    else
-        printf ("all well\n");
-    json_decref (j);
-    return rc;
+        json_array_foreach (rows, i, m) {
+            printf ("member %lld:%lld  %s %s <%s>%s\n  roles (id:start:end): %s\n", I (m, "org"),
+                    I (m, "member_id"), S (m, "first"), S (m, "last"), S (m, "email"),
+                    json_is_true (json_object_get (m, "inactive")) ? "  (inactive)" : "", S (m, "roles"));
+            if (!json_array_size (json_object_get (m, "persons")))
+                printf ("  tied to no person on any device\n");
+            json_array_foreach (json_object_get (m, "persons"), k, p)
+                printf ("  %-10s person %-10s tied by %s%s%s; %s: %s .. %s%s%s\n", S (p, "device"),
+                        S (p, "employee_no"), S (p, "rule"), *S (p, "via") ? " " : "", S (p, "via"),
+                        *S (p, "sync") ? S (p, "sync") : "not planned yet", S (p, "begin"), S (p, "end"),
+                        *S (p, "retag") ? "; should be tagged " : "", S (p, "retag"));
+        }
+    if (!json_array_size (rows))
+        fprintf (stderr, "cardsync-auditor member: the differ knows no such member\n");
+    int found = json_array_size (rows) > 0;
+    json_decref (body);
+    return found ? 0 : 1;
 }
 
 int
@@ -382,60 +319,170 @@ cs_cmd_history (const cs_config_t *cfg, int argc, const char **argv)
     return cs_tail_run (cfg, n, args);
 }
 
-/* Sends m to the differ and waits until the audit holds an event of this
- * kind answering request req; returns audit.db open, or NULL (said why). */
-static cs_db_t *
-ask_differ (const cs_config_t *cfg, const char *command, cs_msg_t *m, int64_t req, const char *kind)
+/* --- status ---------------------------------------------------------------------------- */
+
+/* What audit.db alone can say when the differ does not answer. */
+static void
+status_from_audit (const cs_config_t *cfg)
 {
-    char error [512];
-    cs_zmq_t *zmq = cs_zmq_new (&cfg->pipeline, error, sizeof error);
-    zsock_t *out = zmq ? cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.differ_in, 0, error, sizeof error) : NULL;
-    if (!out) {
-        fprintf (stderr, "cardsync-auditor %s: %s\n", command, error);
-        cs_zmq_destroy (&zmq);
-        return NULL;
+    char path [4200], error [512];
+    snprintf (path, sizeof path, "%s/audit.db", cfg->pipeline.state_dir);
+    if (access (path, R_OK) != 0)
+        return;
+    cs_db_t *db = cs_db_open (path, error, sizeof error);
+    sqlite3_stmt *st = db ? cs_db_stmt (db, "SELECT ts, state, count, coalesce (msg, '') FROM event "
+                                            "WHERE kind = 'cycle' ORDER BY seq DESC LIMIT 1") : NULL;
+    printf ("from the audit alone (%s):\n", path);
+    if (st && sqlite3_step (st) == SQLITE_ROW) {
+        time_t t = (time_t) (sqlite3_column_int64 (st, 0) / 1000);
+        char w [32];
+        strftime (w, sizeof w, "%Y-%m-%d %H:%M:%S", localtime (&t));
+        printf ("  last export:  %s  %s, %lld members%s%s\n", w, sqlite3_column_text (st, 1),
+                (long long) sqlite3_column_int64 (st, 2), *sqlite3_column_text (st, 3) ? ": " : "",
+                sqlite3_column_text (st, 3));
     }
-    cs_zmq_send (out, m, NULL);
-    /* the differ answers through the audit */
-    int done = 0;
-    int64_t deadline = zclock_mono () + 15000;
-    cs_db_t *audit = NULL;
-    while (!done && zclock_mono () < deadline && !cs_zmq_interrupted ()) {
-        if (!audit) {
-            char path [4200];
-            snprintf (path, sizeof path, "%s/audit.db", cfg->pipeline.state_dir);
-            if (access (path, R_OK) == 0)
-                audit = cs_db_open (path, error, sizeof error);
-        }
-        sqlite3_stmt *st = audit ? cs_db_stmt (audit, "SELECT 1 FROM event WHERE kind = ?1 AND req = ?2") : NULL;
-        if (st) {
-            sqlite3_bind_text (st, 1, kind, -1, SQLITE_STATIC);
-            sqlite3_bind_int64 (st, 2, req);
-            done = sqlite3_step (st) == SQLITE_ROW;
-            sqlite3_reset (st);
-        }
-        if (!done)
-            zclock_sleep (200);
+    else
+        printf ("  last export:  none recorded\n");
+    if (st)
+        sqlite3_reset (st);
+    st = db ? cs_db_stmt (db, "SELECT max (ts), count (*) FROM event") : NULL;
+    if (st && sqlite3_step (st) == SQLITE_ROW && sqlite3_column_type (st, 0) != SQLITE_NULL) {
+        time_t t = (time_t) (sqlite3_column_int64 (st, 0) / 1000);
+        char w [32];
+        strftime (w, sizeof w, "%Y-%m-%d %H:%M:%S", localtime (&t));
+        printf ("  last event:   %s (%lld events held)\n", w, (long long) sqlite3_column_int64 (st, 1));
     }
-    zsock_destroy (&out);
-    cs_zmq_destroy (&zmq);
-    if (!done) {
-        fprintf (stderr, "cardsync-auditor %s: no answer from the differ in 15 s; are the differ "
-                 "and the auditor running? (supervisorctl status cardsync:)\n", command);
-        cs_db_destroy (&audit);
-    }
-    return audit;
+    if (st)
+        sqlite3_reset (st);
+    cs_db_destroy (&db);
 }
+
+static void
+print_status (json_t *j)
+{
+    json_t *e = json_object_get (j, "last_export"), *t = json_object_get (j, "targets");
+    size_t i;
+    json_t *x;
+    printf ("stages:        differ up since %s", S (j, "differ_started"));
+    json_array_foreach (json_object_get (j, "stages"), i, x)
+        printf ("; %s %s", S (x, "name"), json_is_true (json_object_get (x, "alive")) ? "alive" : "SILENT");
+    printf ("\n");
+    if (json_object_get (e, "when"))
+        printf ("last export:   %s  %s, %lld members%s%s%s%s\n", S (e, "when"), S (e, "result"),
+                I (e, "members"), *S (e, "msg") ? ": " : "", S (e, "msg"),
+                strcmp (S (e, "when"), S (e, "last_good")) && *S (e, "last_good") ? "; last good " : "",
+                strcmp (S (e, "when"), S (e, "last_good")) ? S (e, "last_good") : "");
+    else
+        printf ("last export:   none yet\n");
+    printf ("members:       %lld (%lld with a usable e-mail)\n", I (j, "members"), I (j, "members_with_email"));
+    printf ("persons:       %lld tied to members: %lld in sync, %lld pending, %lld failed, %lld held by "
+            "the guard; %lld unmatched\n", I (t, "matched"), I (t, "in_sync"), I (t, "pending"), I (t, "failed"),
+            I (t, "held"), I (t, "unmatched"));
+    json_array_foreach (json_object_get (j, "tags_to_update"), i, x) {
+        if (i == 0)
+            printf ("tags to update (the member's e-mail changed; the person stays tied):\n");
+        printf ("  %-12s person %-10s should be tagged %s\n", S (x, "device"), S (x, "employee_no"),
+                S (x, "email"));
+    }
+    if (I (j, "tags_to_update_count") > (long long) json_array_size (json_object_get (j, "tags_to_update")))
+        printf ("  ... %lld in all\n", I (j, "tags_to_update_count"));
+    printf ("devices:\n");
+    json_array_foreach (json_object_get (j, "devices"), i, x) {
+        char paused [64] = "", capacity [48] = "";
+        if (json_object_get (x, "paused_until"))
+            snprintf (paused, sizeof paused, " (paused until %s)", S (x, "paused_until"));
+        if (I (x, "capacity"))
+            snprintf (capacity, sizeof capacity, " of %lld", I (x, "capacity"));
+        printf ("  %-12s %s%s%s%s; last scan %s, %lld persons%s\n", S (x, "name"), S (x, "health"),
+                *S (x, "msg") ? ": " : "", S (x, "msg"), paused,
+                json_object_get (x, "last_scan") ? S (x, "last_scan") : "never", I (x, "persons"), capacity);
+    }
+    if (I (j, "guard_held"))
+        printf ("guard:         TRIPPED: %lld revocations held back (cardsync-auditor approve)\n",
+                I (j, "guard_held"));
+    else
+        printf ("guard:         clear\n");
+    printf ("failed queue:  %lld%s\n", I (t, "failed"), I (t, "failed") ? " (cardsync-auditor failed; then replay)" : "");
+    printf ("outbox:        %lld event%s not yet acknowledged by the auditor\n", I (j, "outbox"),
+            I (j, "outbox") == 1 ? "" : "s");
+    printf ("state.db:      %s\n", S (j, "state_db"));
+    json_t *disk = json_object_get (j, "disk");
+    if (disk)
+        printf ("disk:          %lld MB free (%lld %%)\n", I (disk, "free_mb"), I (disk, "free_percent"));
+    json_t *need = json_object_get (j, "attention");
+    if (json_array_size (need)) {
+        printf ("attention:\n");
+        json_array_foreach (need, i, x)
+            printf ("  - %s\n", json_string_value (x));
+    }
+    else
+        printf ("all well\n");
+}
+
+int
+cs_cmd_status (const cs_config_t *cfg, int argc, const char **argv)
+{
+    static const char *const known [] = { "--json", NULL };
+    int set [1] = { 0 };
+    if (flags (argc, argv, known, set) != 0) {
+        const char *text = "usage: cardsync-auditor status [--json]\n"
+                 "The one health verdict, from the differ: each program's heartbeat, the last\n"
+                 "export, members and persons by state, each device's health and last scan, the\n"
+                 "guard, the events not yet in the audit, state.db and the disk. Exits 0 when all\n"
+                 "is well, 1 when something needs attention (listed last) or the differ does not\n"
+                 "answer, 69 when there is no state yet: usable as a health check.\n"
+                 "example: cardsync-auditor status || mail -s 'cardsync needs attention' root\n";
+        return usage (text, argc, argv);
+    }
+    json_t *body = NULL;
+    char err [600];
+    cs_msg_t *req = cs_ctl_request ("status");
+    cs_ctl_rc_t r = req ? cs_ctl_ask (cfg, req, CS_CTL_TIMEOUT_MS, &body, err, sizeof err) : CS_CTL_BROKEN;
+    cs_msg_destroy (&req);
+    if (r != CS_CTL_OK) {
+        char path [4200];
+        snprintf (path, sizeof path, "%s/state.db", cfg->pipeline.state_dir);
+        int never = access (path, F_OK) != 0;
+        snprintf (path, sizeof path, "%s/audit.db", cfg->pipeline.state_dir);
+        never = never && access (path, F_OK) != 0;
+        if (set [0]) {
+            json_t *j = json_pack ("{s:s, s:[s]}", "error", err, "attention", err);
+            char *s = json_dumps (j, JSON_COMPACT);
+            printf ("%s\n", s);
+            free (s);
+            json_decref (j);
+        }
+        fprintf (stderr, "cardsync-auditor status: %s\n", err);
+        if (never) {
+            fprintf (stderr, "cardsync-auditor status: no state yet: neither state.db nor audit.db "
+                     "exists in %s; has the pipeline run?\n", cfg->pipeline.state_dir);
+            return EX_UNAVAILABLE;
+        }
+        if (!set [0])
+            status_from_audit (cfg);
+        return 1;
+    }
+    int rc = json_array_size (json_object_get (body, "attention")) ? 1 : 0;
+    if (set [0]) {
+        char *s = json_dumps (body, JSON_COMPACT);
+        printf ("%s\n", s);
+        free (s);
+    }
+    else
+        print_status (body);
+    json_decref (body);
+    return rc;
+}
+
+/* --- changes ------------------------------------------------------------------------------ */
 
 int
 cs_cmd_replay (const cs_config_t *cfg, int argc, const char **argv)
 {
-    cs_msg_t *m = cs_msg_new (CS_MSG_REPLAY);
-    int64_t req = zclock_time ();
-    cs_msg_set_int (m, CS_F_REQ, req);
+    cs_msg_t *m = cs_ctl_request ("replay");
     int what = 0;
     char email [CS_EMAIL_MAX + 1];
-    for (int i = 0; i < argc; i++) {
+    for (int i = 0; m && i < argc; i++) {
         const char *a = argv [i], *v = i + 1 < argc ? argv [i + 1] : NULL;
         char *end;
         long long id = strtoll (a, &end, 10);
@@ -463,61 +510,57 @@ cs_cmd_replay (const cs_config_t *cfg, int argc, const char **argv)
         cs_msg_destroy (&m);
         return usage (text, argc, argv);
     }
-    cs_db_t *audit = ask_differ (cfg, "replay", m, req, "replay");
-    cs_msg_destroy (&m);
-    if (!audit)
-        return EX_TEMPFAIL;
-    sqlite3_stmt *st = cs_db_stmt (audit, "SELECT kind, email, device, command_id FROM event "
-                                          "WHERE req = ?1 AND kind IN ('replayed', 'superseded') ORDER BY seq");
-    int n = 0;
-    sqlite3_bind_int64 (st, 1, req);
-    while (sqlite3_step (st) == SQLITE_ROW) {
-        n++;
-        if (!strcmp (text (st, 0), "replayed"))
-            printf ("re-sent     %-8s %s (command %lld)\n", text (st, 2), text (st, 1),
-                    (long long) sqlite3_column_int64 (st, 3));
+    int rc = 0;
+    json_t *body = ask (cfg, "replay", m, 6 * CS_CTL_TIMEOUT_MS, &rc);
+    if (!body)
+        return rc;
+    json_t *rows = json_object_get (body, "rows");
+    size_t i;
+    json_t *r;
+    json_array_foreach (rows, i, r) {
+        if (!strcmp (S (r, "state"), "replayed"))
+            printf ("re-sent     %-8s %s (command %lld, person %s)\n", S (r, "device"), S (r, "email"),
+                    I (r, "id"), S (r, "employee_no"));
         else
             printf ("superseded  %-8s %s: the device already has, or no longer needs, "
-                    "what failed\n", text (st, 2), text (st, 1));
+                    "what failed (person %s)\n", S (r, "device"), S (r, "email"), S (r, "employee_no"));
     }
-    sqlite3_reset (st);
-    printf ("%d failed target%s replayed; watch them with: cardsync-auditor tail -f\n", n,
-            n == 1 ? "" : "s");
-    cs_db_destroy (&audit);
+    printf ("%zu failed target%s replayed; watch them with: cardsync-auditor tail -f\n",
+            json_array_size (rows), json_array_size (rows) == 1 ? "" : "s");
+    json_decref (body);
     return 0;
 }
 
 int
 cs_cmd_approve (const cs_config_t *cfg, int argc, const char **argv)
 {
-    int yes;
-    if (only_flag (argc, argv, "--yes", &yes) != 0) {
+    static const char *const known [] = { "--yes", NULL };
+    int set [1] = { 0 }, rc = 0;
+    if (flags (argc, argv, known, set) != 0) {
         const char *text = "usage: cardsync-auditor approve [--yes]\n"
                  "Shows the revocations a tripped guard holds back and, once confirmed, lets the\n"
                  "differ send them. --yes confirms without asking (for scripts).\n"
                  "example: cardsync-auditor approve\n";
         return usage (text, argc, argv);
     }
-    cs_db_t *state = open_existing (cfg, "state.db");
-    if (!state)
-        return EX_UNAVAILABLE;
-    int64_t held = one_int (state, "SELECT value FROM meta WHERE key = 'guard'");
-    if (held == 0) {
+    json_t *held = ask (cfg, "approve", cs_ctl_request ("held"), CS_CTL_TIMEOUT_MS, &rc);
+    if (!held)
+        return rc;
+    long long count = I (held, "held");
+    if (count == 0) {
         printf ("the guard is clear: no revocation waits for approval\n");
-        cs_db_destroy (&state);
+        json_decref (held);
         return 0;
     }
     printf ("%-8s  %-10s  %-30s  %s\n", "device", "person", "member", "admitted until now");
-    sqlite3_stmt *st = cs_db_stmt (state, "SELECT device, employee_no, email, end_time FROM held "
-                                          "ORDER BY device, email");
-    while (st && sqlite3_step (st) == SQLITE_ROW)
-        printf ("%-8s  %-10s  %-30s  %s\n", text (st, 0), text (st, 1), text (st, 2), text (st, 3));
-    if (st)
-        sqlite3_reset (st);
-    cs_db_destroy (&state);
+    size_t i;
+    json_t *r;
+    json_array_foreach (json_object_get (held, "rows"), i, r)
+        printf ("%-8s  %-10s  %-30s  %s\n", S (r, "device"), S (r, "employee_no"), S (r, "email"), S (r, "end"));
+    json_decref (held);
     printf ("%lld revocation%s held back by the guard: these persons would no longer be admitted\n"
-            "(their validity would end yesterday).\n", (long long) held, held == 1 ? "" : "s");
-    if (!yes) {
+            "(their validity would end yesterday).\n", count, count == 1 ? "" : "s");
+    if (!set [0]) {
         printf ("Send them? Type yes to confirm: ");
         fflush (stdout);
         char answer [16] = "";
@@ -526,28 +569,20 @@ cs_cmd_approve (const cs_config_t *cfg, int argc, const char **argv)
             return 1;
         }
     }
-    cs_msg_t *m = cs_msg_new (CS_MSG_APPROVE);
-    int64_t req = zclock_time ();
-    cs_msg_set_int (m, CS_F_REQ, req);
-    cs_msg_set_int (m, CS_F_COUNT, held);
-    cs_db_t *audit = ask_differ (cfg, "approve", m, req, "guard");
-    cs_msg_destroy (&m);
-    if (!audit)
-        return EX_TEMPFAIL;
-    st = cs_db_stmt (audit, "SELECT state, msg FROM event WHERE kind = 'guard' AND req = ?1");
-    int rc = EX_TEMPFAIL;
-    if (st) {
-        sqlite3_bind_int64 (st, 1, req);
-        if (sqlite3_step (st) == SQLITE_ROW) {
-            rc = strcmp (text (st, 0), "approved") ? EX_TEMPFAIL : 0;
-            if (rc == 0)
-                printf ("approved: %s; watch them with: cardsync-auditor tail -f --type applied\n",
-                        text (st, 1));
-            else
-                fprintf (stderr, "cardsync-auditor approve: %s\n", text (st, 1));
-        }
-        sqlite3_reset (st);
-    }
-    cs_db_destroy (&audit);
+    cs_msg_t *m = cs_ctl_request ("approve");
+    if (m)
+        cs_msg_set_int (m, CS_F_COUNT, count);
+    json_t *body = ask (cfg, "approve", m, 6 * CS_CTL_TIMEOUT_MS, &rc);
+    if (!body)
+        return rc;
+    rc = json_is_true (json_object_get (body, "approved")) ? 0 : EX_TEMPFAIL;
+    if (rc == 0)
+        printf ("approved: %s; watch them with: cardsync-auditor tail -f --type applied\n", S (body, "msg"));
+    else
+        fprintf (stderr, "cardsync-auditor approve: %s\n", S (body, "msg"));
+    json_decref (body);
     return rc;
 }
+
+#undef S
+#undef I

@@ -6,27 +6,35 @@
 #include "auditor/tail.h"
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/sd.h"
 #include "common/zmq.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define BATCH 1000
 
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-auditor",
     .summary = "Records every event, streams it to operators, and serves the operator commands.",
-    .usage = "[--config FILE] [options] [tail|failed|replay|status|history|approve ...]",
+    .usage = "[--config FILE] [options] [COMMAND ...]",
     .more_help = "Without a command it runs the auditor. Commands:\n"
                  "  tail [-f] [-n N] [--since SEQ|TIME] [--json] [--email E] [--device D] [--type T]\n"
                  "        the audit, then with -f the live stream\n"
                  "  failed [--json]          the failed queue, with the device's own words\n"
                  "  replay (--all | ID... | --email E | --device D)\n"
                  "        send the current desired state of failed targets again\n"
-                 "  status                   last export, targets by state, devices, guard\n"
+                 "  status [--json]          the one health verdict (exit 0 all well, 1 attention)\n"
                  "  history EMAIL            everything the audit holds about one member\n"
+                 "  member (EMAIL | --org N --id M)  one member and the persons tied to it\n"
+                 "  unmatched [--csv|--json] entitled members with no person on a device\n"
+                 "  orphans [--csv|--json]   persons still admitted whom no entitled member ties\n"
+                 "  held [--json]            the revocations a tripped guard holds back\n"
                  "  approve [--yes]          show what a tripped guard holds back; send it once confirmed\n\n"
+                 "All but tail and history ask the differ on its control socket ([pipeline]\n"
+                 "differ_ctl) and say so when it does not answer.\n\n"
                  "With [notify] smtp_url set, it mails a digest of new failures, a tripped\n"
                  "guard, a paused device and failing exports, at most once per batch_interval.\n\n"
                  "audit.db lives in [pipeline] state_dir; its tables event, sync_history and\n"
@@ -43,6 +51,9 @@ typedef struct {
     zsock_t *acks;              /* acks to the differ */
     zsock_t *pub;               /* the live stream */
     int64_t acked;              /* the last contiguous seq acknowledged */
+    char path [4200];           /* audit.db */
+    dev_t dev;                  /* the file audit.db was when opened */
+    ino_t ino;
 } auditor_t;
 
 static void
@@ -54,6 +65,42 @@ send_ack (auditor_t *a)
     cs_zmq_send (a->acks, m, NULL);
     cs_msg_destroy (&m);
     a->acked = c;
+}
+
+/* Opens audit.db (again), noting which file it is. */
+static int
+open_audit (auditor_t *a, char *error, size_t error_size)
+{
+    cs_notify_destroy (&a->notify);
+    cs_audit_destroy (&a->audit);
+    a->audit = cs_audit_open (a->path, error, error_size);
+    struct stat st;
+    if (!a->audit || stat (a->path, &st) != 0)
+        return -1;
+    a->dev = st.st_dev;
+    a->ino = st.st_ino;
+    a->notify = cs_notify_new (&a->cfg->notify, cs_audit_db (a->audit), a->log);
+    return 0;
+}
+
+/* audit.db removed or replaced under us: what we write would exist nowhere.
+ * Reopen it and tell the differ how far it really holds (it sends again what
+ * its outbox has, and names the rest in an audit_gap event). */
+static void
+watch_file (auditor_t *a)
+{
+    struct stat st;
+    if (a->audit && stat (a->path, &st) == 0 && st.st_dev == a->dev && st.st_ino == a->ino)
+        return;
+    char error [512] = "", seq [32] = "";
+    int rc = open_audit (a, error, sizeof error);
+    if (rc == 0)
+        snprintf (seq, sizeof seq, "%lld", (long long) cs_audit_contiguous (a->audit));
+    cs_log (a->log, rc == 0 ? CS_LOG_WARN : CS_LOG_ERROR, "audit_db_replaced", "db", a->path,
+            "contiguous", seq, "error", error, "msg", rc == 0 ? "audit.db was removed or replaced: "
+            "reopened; the differ sends again what it still has" : "cannot reopen audit.db", NULL);
+    if (rc == 0)
+        send_ack (a);
 }
 
 /* Takes what is waiting (up to BATCH), stores it in one transaction, then
@@ -71,6 +118,13 @@ drain (auditor_t *a)
             if (err.code == CS_MSG_E_NONE)
                 break;          /* nothing more waiting */
             cs_log (a->log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
+            continue;
+        }
+        if (cs_msg_type (m) == CS_MSG_EVENT && cs_event_kind_parse (cs_msg_str (m, CS_F_KIND)) < 0) {
+            /* not stored, not acknowledged: the outbox keeps it, and status shows the lag */
+            cs_log (a->log, CS_LOG_ERROR, "bad_message", "error", "an event of a kind this auditor "
+                    "does not know", "kind", cs_msg_str (m, CS_F_KIND), NULL);
+            cs_msg_destroy (&m);
             continue;
         }
         if (cs_msg_type (m) != CS_MSG_EVENT) {
@@ -118,9 +172,13 @@ main (int argc, char **argv)
         else if (!strcmp (cmd, "history")) rc = cs_cmd_history (cfg, n, rest);
         else if (!strcmp (cmd, "replay")) rc = cs_cmd_replay (cfg, n, rest);
         else if (!strcmp (cmd, "approve")) rc = cs_cmd_approve (cfg, n, rest);
+        else if (!strcmp (cmd, "held")) rc = cs_cmd_held (cfg, n, rest);
+        else if (!strcmp (cmd, "unmatched")) rc = cs_cmd_unmatched (cfg, n, rest);
+        else if (!strcmp (cmd, "orphans")) rc = cs_cmd_orphans (cfg, n, rest);
+        else if (!strcmp (cmd, "member")) rc = cs_cmd_member (cfg, n, rest);
         else {
             fprintf (stderr, "cardsync-auditor: '%s' is not a command (tail, failed, status, "
-                     "history, replay, approve); see --help\n", cmd);
+                     "history, member, unmatched, orphans, held, replay, approve); see --help\n", cmd);
             rc = EX_USAGE;
         }
         cs_config_destroy (&cfg);
@@ -130,7 +188,7 @@ main (int argc, char **argv)
     memset (&a, 0, sizeof a);
     a.cfg = cfg;
     a.log = cs_cli_log (&s_spec, cfg);
-    char error [512], path [4200];
+    char error [512];
     cs_zmq_t *zmq = NULL;
     zpoller_t *poller = NULL;
     rc = EX_UNAVAILABLE;
@@ -138,9 +196,8 @@ main (int argc, char **argv)
         cs_log (a.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
         goto done;
     }
-    snprintf (path, sizeof path, "%s/audit.db", cfg->pipeline.state_dir);
-    a.audit = cs_audit_open (path, error, sizeof error);
-    zmq = a.audit ? cs_zmq_new (&cfg->pipeline, error, sizeof error) : NULL;
+    snprintf (a.path, sizeof a.path, "%s/audit.db", cfg->pipeline.state_dir);
+    zmq = open_audit (&a, error, sizeof error) == 0 ? cs_zmq_new (&cfg->pipeline, error, sizeof error) : NULL;
     if (zmq)
         a.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.auditor_in, 0, error, sizeof error);
     if (a.in)
@@ -151,14 +208,25 @@ main (int argc, char **argv)
         cs_log (a.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
         goto done;
     }
-    a.notify = cs_notify_new (&cfg->notify, cs_audit_db (a.audit), a.log);
     char seq [32];
     snprintf (seq, sizeof seq, "%lld", (long long) cs_audit_contiguous (a.audit));
-    cs_log (a.log, CS_LOG_INFO, "started", "db", path, "contiguous", seq, NULL);
+    cs_log (a.log, CS_LOG_INFO, "started", "db", a.path, "contiguous", seq, NULL);
     send_ack (&a);              /* tells a restarted differ where to resume */
+    cs_sd_ready ("auditor: audit.db open, sockets bound");
     poller = zpoller_new (a.in, NULL);
     int64_t next_expire = zclock_mono ();
+    cs_beat_t beat;
+    cs_beat_init (&beat, a.acks, CS_STAGE_AUDITOR, cfg->pipeline.heartbeat_interval);
     while (!cs_zmq_interrupted ()) {
+        cs_beat (&beat);
+        char summary [80];
+        snprintf (summary, sizeof summary, "events up to %lld stored", (long long) a.acked);
+        cs_sd_alive (summary);
+        watch_file (&a);
+        if (!a.audit) {
+            zclock_sleep (1000);        /* events wait in the socket, and then in the outbox */
+            continue;
+        }
         zsock_t *which = zpoller_wait (poller, 1000);
         if (zpoller_terminated (poller))
             break;
@@ -177,6 +245,7 @@ main (int argc, char **argv)
             next_expire = zclock_mono () + 3600 * 1000;
         }
     }
+    cs_sd_stopping ();
     cs_log (a.log, CS_LOG_INFO, "stopped", NULL);
     rc = 0;
 done:

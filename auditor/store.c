@@ -1,4 +1,5 @@
 #include "auditor/store.h"
+#include "common/vocab.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,8 @@ static const char *SCHEMA [] = {
     /* 2: events name the member by organisation too, and how a person is tied */
     "ALTER TABLE event ADD COLUMN org INTEGER; ALTER TABLE event ADD COLUMN rule TEXT;"
     "CREATE INDEX event_member ON event (member_id, seq);",
+    /* 3: events the differ says are lost (audit_gap): the contiguous mark passes them */
+    "CREATE TABLE gap (first INTEGER NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (first, last));",
 };
 
 struct _cs_audit_t {
@@ -164,16 +167,36 @@ store_batch (cs_db_t *db, void *arg)
         if (cs_db_step_done (db, st) != 0)
             return -1;
         b->inserted [i] = sqlite3_changes (cs_db_handle (db)) == 1;
+        const char *kind = cs_msg_str (m, CS_F_KIND);
+        if (kind && cs_event_kind_parse (kind) == CS_EV_AUDIT_GAP && cs_msg_id_count (m) == 2) {
+            sqlite3_stmt *gap = cs_db_stmt (db, "INSERT INTO gap VALUES (?1, ?2) ON CONFLICT DO NOTHING");
+            if (!gap)
+                return -1;
+            sqlite3_bind_int64 (gap, 1, (int64_t) cs_msg_id (m, 0));
+            sqlite3_bind_int64 (gap, 2, (int64_t) cs_msg_id (m, 1));
+            if (cs_db_step_done (db, gap) != 0)
+                return -1;
+        }
     }
-    /* move the contiguous mark over every seq now present */
-    int64_t c = b->self->contiguous;
-    sqlite3_stmt *next = cs_db_stmt (db, "SELECT seq FROM event WHERE seq > ?1 ORDER BY seq");
-    if (!next)
-        return -1;
-    sqlite3_bind_int64 (next, 1, c);
-    while (sqlite3_step (next) == SQLITE_ROW && sqlite3_column_int64 (next, 0) == c + 1)
-        c++;
-    sqlite3_reset (next);
+    /* move the contiguous mark over every seq now present, and every gap */
+    int64_t c = b->self->contiguous, was;
+    do {
+        was = c;
+        sqlite3_stmt *gap = cs_db_stmt (db, "SELECT max (last) FROM gap WHERE first <= ?1 + 1 AND last > ?1");
+        if (!gap)
+            return -1;
+        sqlite3_bind_int64 (gap, 1, c);
+        if (sqlite3_step (gap) == SQLITE_ROW && sqlite3_column_type (gap, 0) != SQLITE_NULL)
+            c = sqlite3_column_int64 (gap, 0);
+        sqlite3_reset (gap);
+        sqlite3_stmt *next = cs_db_stmt (db, "SELECT seq FROM event WHERE seq > ?1 ORDER BY seq");
+        if (!next)
+            return -1;
+        sqlite3_bind_int64 (next, 1, c);
+        while (sqlite3_step (next) == SQLITE_ROW && sqlite3_column_int64 (next, 0) == c + 1)
+            c++;
+        sqlite3_reset (next);
+    } while (c != was);
     sqlite3_stmt *set = cs_db_stmt (db, "UPDATE meta SET value = ?1 WHERE key = 'contiguous'");
     if (!set)
         return -1;

@@ -44,8 +44,8 @@ static const char *s_keys [SEC_KINDS][MAX_KEYS] = {
                           "guard_max_revocations", "guard_max_percent", "scan_interval",
                           "lease", "max_retry_age", NULL },
     [SEC_PIPELINE]    = { "run_dir", "state_dir", "differ_in", "pusher_in", "auditor_in",
-                          "auditor_pub", "curve_cert", "curve_server_key",
-                          "curve_clients_dir", "log_level", NULL },
+                          "auditor_pub", "differ_ctl", "curve_cert", "curve_server_key",
+                          "curve_clients_dir", "log_level", "heartbeat_interval", NULL },
     [SEC_AUDITOR]     = { "retention_days", NULL },
     [SEC_NOTIFY]      = { "smtp_url", "username", "password_file", "from", "to",
                           "batch_interval", "export_alert_after", "starttls", "ca_file", NULL },
@@ -931,6 +931,7 @@ load_pipeline (parser_t *p, section_t *s, cs_pipeline_config_t *c)
     get_endpoint (p, s, "pusher_in", c->run_dir, "pusher.in", &c->pusher_in);
     get_endpoint (p, s, "auditor_in", c->run_dir, "auditor.in", &c->auditor_in);
     get_endpoint (p, s, "auditor_pub", c->run_dir, "auditor.pub", &c->auditor_pub);
+    get_endpoint (p, s, "differ_ctl", c->run_dir, "differ.ctl", &c->differ_ctl);
     get_path (p, s, "curve_cert", PATH_FILE, &c->curve_cert);
     get_path (p, s, "curve_clients_dir", PATH_DIR, &c->curve_clients_dir);
     field_t key = field (p, s, "curve_server_key");
@@ -944,14 +945,15 @@ load_pipeline (parser_t *p, section_t *s, cs_pipeline_config_t *c)
         else
             c->curve_server_key = dup_or_oom (p, key.value);
     }
-    const char *eps [] = { c->differ_in, c->pusher_in, c->auditor_in, c->auditor_pub };
-    const char *names [] = { "differ_in", "pusher_in", "auditor_in", "auditor_pub" };
-    for (int i = 0; i < 4; i++)
+    const char *eps [] = { c->differ_in, c->pusher_in, c->auditor_in, c->auditor_pub, c->differ_ctl };
+    const char *names [] = { "differ_in", "pusher_in", "auditor_in", "auditor_pub", "differ_ctl" };
+    for (int i = 0; i < 5; i++)
         if (endpoint_is_remote (eps [i]) && !(c->curve_cert && c->curve_server_key)) {
             field_t ep = field (p, s, names [i]);
             FIELD_ERROR (&ep, "crosses hosts unencrypted; set curve_cert and curve_server_key "
                          "(or use 127.0.0.1)");
         }
+    get_duration (p, s, "heartbeat_interval", "5s", 1, 60, &c->heartbeat_interval);
     field_t level = field (p, s, "log_level");
     const char *lv = given (&level) ? level.value : "info";
     if (strcmp (lv, "debug") && strcmp (lv, "info") && strcmp (lv, "warn") && strcmp (lv, "error"))
@@ -1154,7 +1156,7 @@ cs_config_destroy (cs_config_t **self_p)
     free (self->sync.tag_field); free (self->sync.identity_map);
     cs_pipeline_config_t *pl = &self->pipeline;
     free (pl->run_dir); free (pl->state_dir); free (pl->differ_in); free (pl->pusher_in);
-    free (pl->auditor_in); free (pl->auditor_pub); free (pl->curve_cert);
+    free (pl->auditor_in); free (pl->auditor_pub); free (pl->differ_ctl); free (pl->curve_cert);
     free (pl->curve_server_key); free (pl->curve_clients_dir); free (pl->log_level);
     cs_notify_config_t *n = &self->notify;
     free (n->smtp_url); free (n->username); free_secret (n->password); free (n->ca_file);
@@ -1243,11 +1245,12 @@ cs_config_print (const cs_config_t *self, FILE *out)
     print_duration (out, "max_retry_age", s->max_retry_age);
     const cs_pipeline_config_t *pl = &self->pipeline;
     fprintf (out, "\n[pipeline]\nrun_dir = %s\nstate_dir = %s\ndiffer_in = %s\npusher_in = %s\n"
-             "auditor_in = %s\nauditor_pub = %s\ncurve_cert = %s\ncurve_server_key = %s\n"
+             "auditor_in = %s\nauditor_pub = %s\ndiffer_ctl = %s\ncurve_cert = %s\ncurve_server_key = %s\n"
              "curve_clients_dir = %s\nlog_level = %s\n", pl->run_dir, pl->state_dir,
-             pl->differ_in, pl->pusher_in, pl->auditor_in, pl->auditor_pub,
+             pl->differ_in, pl->pusher_in, pl->auditor_in, pl->auditor_pub, pl->differ_ctl,
              STR (pl->curve_cert), STR (pl->curve_server_key), STR (pl->curve_clients_dir),
              pl->log_level);
+    print_duration (out, "heartbeat_interval", pl->heartbeat_interval);
     fprintf (out, "\n[auditor]\nretention_days = %d\n", self->auditor.retention_days);
     const cs_notify_config_t *n = &self->notify;
     fprintf (out, "\n[notify]\nsmtp_url = %s\nusername = %s\n", STR (n->smtp_url),

@@ -83,10 +83,12 @@ typedef struct {
     char *pusher_in;
     char *auditor_in;
     char *auditor_pub;
+    char *differ_ctl;           /* the differ's control socket (operator requests) */
     char *curve_cert;           /* this host's secret certificate (zcert) or NULL */
     char *curve_server_key;     /* the binding side's public key (Z85) */
     char *curve_clients_dir;    /* public certificates allowed to connect */
     char *log_level;            /* debug, info, warn, error */
+    int heartbeat_interval;     /* seconds between heartbeats to the differ */
 } cs_pipeline_config_t;
 
 typedef struct {

@@ -1,8 +1,11 @@
 #include "common/log.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
 #include <time.h>
 
 #define LINE_MAX_BYTES 8192
@@ -14,7 +17,21 @@ struct _cs_log_t {
     cs_log_level_t level;            /* lines below this level are dropped */
     char *secrets [MAX_SECRETS];     /* strings scrubbed from every value */
     size_t secret_count;             /* entries used in secrets */
+    int journal;                     /* the stream is journald's: lines carry a priority */
 };
+
+/* systemd sets JOURNAL_STREAM to the device and inode of the stream it
+ * connected to the journal; a line starting "<3>" is then stored at that
+ * priority (sd-daemon(3)). */
+static int
+is_journal (FILE *stream)
+{
+    const char *js = getenv ("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    return js && sscanf (js, "%llu:%llu", &dev, &ino) == 2 && fstat (fileno (stream), &st) == 0
+           && (unsigned long long) st.st_dev == dev && (unsigned long long) st.st_ino == ino;
+}
 
 static const char *s_level_names [] = { "debug", "info", "warn", "error" };
 
@@ -31,6 +48,7 @@ cs_log_new (const char *stage, FILE *stream)
     }
     self->stream = stream ? stream : stdout;
     self->level = CS_LOG_INFO;
+    self->journal = is_journal (self->stream);
     setvbuf (self->stream, NULL, _IOLBF, 0);
     return self;
 }
@@ -214,6 +232,10 @@ emit (cs_log_t *self, cs_log_level_t level, const char *event, va_list *pairs,
     append_raw (line, sizeof line, &len, "\n", 1);
     if (line [len - 1] != '\n')
         line [len - 1] = '\n';           /* truncated: still one whole line */
+    if (self->journal) {
+        static const char *const prio [] = { SD_DEBUG, SD_INFO, SD_WARNING, SD_ERR };
+        fputs (prio [level], self->stream);
+    }
     fputs (line, self->stream);
 }
 

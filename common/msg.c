@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum { K_UINT, K_INT, K_BOOL, K_STR, K_TIME, K_ROLES, K_IDS } kind_t;
+typedef enum { K_UINT, K_INT, K_BOOL, K_STR, K_TIME, K_ROLES, K_IDS, K_DOC } kind_t;
+
+#define DOC_DEPTH 6             /* maps and arrays inside a document */
 
 typedef struct {
     const char *key;
@@ -57,6 +59,9 @@ static const field_info_t s_fields [CS_F_COUNT_FIELDS] = {
     [CS_F_IDS]        = { "ids", K_IDS, CS_MSG_MAX_IDS },
     [CS_F_CAP]        = { "cap", K_UINT, 0 },
     [CS_F_RULE]       = { "rule", K_STR, 16 },
+    [CS_F_BODY]       = { "body", K_DOC, 0 },
+    [CS_F_MORE]       = { "more", K_BOOL, 0 },
+    [CS_F_STAGE]      = { "stage", K_STR, 16 },
 };
 
 #define B(f) (UINT64_C (1) << (f))
@@ -91,11 +96,14 @@ static const type_info_t s_types [CS_MSG_TYPE_COUNT] = {
         | B (CS_F_CLASS) | B (CS_F_HTTP) | B (CS_F_CODE) | B (CS_F_SUB) | B (CS_F_MSG)
         | B (CS_F_TRIES) | B (CS_F_BEGIN) | B (CS_F_END) | B (CS_F_PREV_BEGIN)
         | B (CS_F_PREV_END) | B (CS_F_COUNT) | B (CS_F_STATE) | B (CS_F_NAME) | B (CS_F_REQ)
-        | B (CS_F_ORG) | B (CS_F_RULE) | B (CS_F_TAG) },
+        | B (CS_F_ORG) | B (CS_F_RULE) | B (CS_F_TAG) | B (CS_F_IDS) },
     [CS_MSG_ACK] = { "ack", B (CS_F_SEQ), 0 },
-    [CS_MSG_REPLAY] = { "replay", B (CS_F_REQ),
-        B (CS_F_ALL) | B (CS_F_IDS) | B (CS_F_EMAIL) | B (CS_F_DEV) },
-    [CS_MSG_APPROVE] = { "approve", B (CS_F_REQ) | B (CS_F_COUNT), 0 },
+    [CS_MSG_REQUEST] = { "request", B (CS_F_REQ) | B (CS_F_OP),
+        B (CS_F_ALL) | B (CS_F_IDS) | B (CS_F_EMAIL) | B (CS_F_DEV) | B (CS_F_COUNT)
+        | B (CS_F_ORG) | B (CS_F_MID) },
+    [CS_MSG_ANSWER] = { "answer", B (CS_F_REQ) | B (CS_F_OK), B (CS_F_ERROR) | B (CS_F_BODY)
+        | B (CS_F_MORE) },
+    [CS_MSG_HEARTBEAT] = { "heartbeat", B (CS_F_STAGE), B (CS_F_TS) | B (CS_F_SEQ) },
     [CS_MSG_SCAN_SKIP] = { "scan_skip", B (CS_F_DEV) | B (CS_F_SCAN) | B (CS_F_MSG), B (CS_F_NAME) },
 };
 
@@ -110,6 +118,7 @@ struct _cs_msg_t {
     uint64_t *ids;                          /* CS_F_IDS entries */
     size_t id_count;
     size_t id_cap;
+    json_t *doc;                            /* CS_F_BODY (a reference) */
 };
 
 cs_msg_t *
@@ -136,6 +145,7 @@ cs_msg_destroy (cs_msg_t **self_p)
         free (self->str [i]);
     free (self->roles);
     free (self->ids);
+    json_decref (self->doc);
     free (self);
     *self_p = NULL;
 }
@@ -310,6 +320,58 @@ cs_msg_add_id (cs_msg_t *self, uint64_t id)
     return 0;
 }
 
+/* A document holds maps with string keys, arrays, strings, integers,
+ * booleans and null, at most DOC_DEPTH deep. */
+static int
+doc_ok (json_t *v, int depth)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    switch (json_typeof (v)) {
+        case JSON_OBJECT:
+            if (depth >= DOC_DEPTH)
+                return 0;
+            json_object_foreach (v, key, item)
+                if (!valid_utf8 ((const unsigned char *) key, strlen (key)) || !doc_ok (item, depth + 1))
+                    return 0;
+            return 1;
+        case JSON_ARRAY:
+            if (depth >= DOC_DEPTH)
+                return 0;
+            json_array_foreach (v, i, item)
+                if (!doc_ok (item, depth + 1))
+                    return 0;
+            return 1;
+        case JSON_STRING:
+            return valid_utf8 ((const unsigned char *) json_string_value (v), json_string_length (v));
+        case JSON_INTEGER:
+        case JSON_TRUE:
+        case JSON_FALSE:
+        case JSON_NULL:
+            return 1;
+        default:
+            return 0;           /* no reals */
+    }
+}
+
+int
+cs_msg_set_doc (cs_msg_t *self, cs_field_t field, json_t *value)
+{
+    if (!value || !allowed (self, field, K_DOC) || !doc_ok (value, 0))
+        return -1;
+    json_decref (self->doc);
+    self->doc = json_incref (value);
+    self->present |= B (field);
+    return 0;
+}
+
+json_t *
+cs_msg_doc (const cs_msg_t *self, cs_field_t field)
+{
+    return cs_msg_has (self, field) && s_fields [field].kind == K_DOC ? self->doc : NULL;
+}
+
 int
 cs_msg_has (const cs_msg_t *self, cs_field_t field)
 {
@@ -394,6 +456,33 @@ pack_string (msgpack_packer *pk, const char *s, size_t n)
     msgpack_pack_str_body (pk, s, n);
 }
 
+static void
+pack_doc (msgpack_packer *pk, json_t *v)
+{
+    const char *key;
+    json_t *item;
+    size_t i;
+    switch (json_typeof (v)) {
+        case JSON_OBJECT:
+            msgpack_pack_map (pk, json_object_size (v));
+            json_object_foreach (v, key, item) {
+                pack_string (pk, key, strlen (key));
+                pack_doc (pk, item);
+            }
+            break;
+        case JSON_ARRAY:
+            msgpack_pack_array (pk, json_array_size (v));
+            json_array_foreach (v, i, item)
+                pack_doc (pk, item);
+            break;
+        case JSON_STRING: pack_string (pk, json_string_value (v), json_string_length (v)); break;
+        case JSON_INTEGER: msgpack_pack_int64 (pk, json_integer_value (v)); break;
+        case JSON_TRUE: msgpack_pack_true (pk); break;
+        case JSON_FALSE: msgpack_pack_false (pk); break;
+        default: msgpack_pack_nil (pk); break;
+    }
+}
+
 int
 cs_msg_encode (const cs_msg_t *self, uint8_t **data_p, size_t *size_p, cs_msg_error_t *error)
 {
@@ -440,6 +529,7 @@ cs_msg_encode (const cs_msg_t *self, uint8_t **data_p, size_t *size_p, cs_msg_er
                 for (size_t i = 0; i < self->id_count; i++)
                     msgpack_pack_uint64 (&pk, self->ids [i]);
                 break;
+            case K_DOC: pack_doc (&pk, self->doc); break;
         }
     }
     if (sbuf.size > CS_MSG_MAX_SIZE) {
@@ -645,6 +735,80 @@ decode_ids (cs_msg_t *m, cursor_t *c, const value_t *arr, cs_msg_error_t *error)
     return 0;
 }
 
+/* Skips a value whose header is v: a document's maps and arrays, at most
+ * DOC_DEPTH deep. -1 when truncated or too deep. */
+static int
+skip_doc (cursor_t *c, const value_t *v, int depth)
+{
+    if (v->type != V_MAP && v->type != V_ARRAY)
+        return v->type == V_OTHER ? -1 : 0;
+    if (depth >= DOC_DEPTH || v->u > (uint64_t) (c->end - c->p))
+        return -1;
+    uint64_t n = v->type == V_MAP ? v->u * 2 : v->u;
+    for (uint64_t i = 0; i < n; i++) {
+        value_t inner;
+        if (read_value (c, &inner) || skip_doc (c, &inner, depth + 1))
+            return -1;
+    }
+    return 0;
+}
+
+/* The document whose header is v, read from c (already checked by skip_doc). */
+static json_t *
+decode_doc (cursor_t *c, const value_t *v, int depth, cs_msg_error_t *error)
+{
+    json_t *out = NULL;
+    switch (v->type) {
+        case V_NIL: return json_null ();
+        case V_BOOL: return json_boolean (v->u);
+        case V_INT: return json_integer (v->i);
+        case V_UINT:
+            if (v->u > (uint64_t) INT64_MAX)
+                break;
+            return json_integer ((json_int_t) v->u);
+        case V_STR:
+            if (!valid_utf8 ((const unsigned char *) v->s, v->len))
+                break;
+            return json_stringn (v->s, v->len);
+        case V_ARRAY:
+            out = json_array ();
+            for (uint64_t i = 0; out && i < v->u; i++) {
+                value_t inner;
+                json_t *item = read_value (c, &inner) ? NULL : decode_doc (c, &inner, depth + 1, error);
+                if (!item || json_array_append_new (out, item) != 0) {
+                    json_decref (out);
+                    return NULL;
+                }
+            }
+            return out;
+        case V_MAP:
+            out = json_object ();
+            for (uint64_t i = 0; out && i < v->u; i++) {
+                value_t key, inner;
+                char name [65];
+                if (read_value (c, &key) || key.type != V_STR || key.len == 0 || key.len >= sizeof name
+                    || !valid_utf8 ((const unsigned char *) key.s, key.len) || read_value (c, &inner)) {
+                    set_error (error, CS_MSG_E_BAD_KEY, "body: a key that is not a short string");
+                    json_decref (out);
+                    return NULL;
+                }
+                memcpy (name, key.s, key.len);
+                name [key.len] = 0;
+                json_t *item = decode_doc (c, &inner, depth + 1, error);
+                if (!item || json_object_set_new (out, name, item) != 0) {
+                    json_decref (out);
+                    return NULL;
+                }
+            }
+            return out;
+        default:
+            break;
+    }
+    if (!error->code)
+        set_error (error, CS_MSG_E_BAD_VALUE, "body: a value out of range or not UTF-8");
+    return NULL;
+}
+
 static int
 field_by_key (const char *key, size_t len)
 {
@@ -723,8 +887,14 @@ cs_msg_decode (const uint8_t *data, size_t size, cs_msg_error_t *error)
             set_error (error, CS_MSG_E_WRONG_TYPE, "a binary, float or ext value");
             return NULL;
         }
-        /* skip nested containers' contents: only roles and ids have them */
-        if (val.type == V_ARRAY) {
+        /* a document's contents, then other nested containers': only roles and ids have them */
+        if (key.type == V_STR && key.len == 4 && !memcmp (key.s, "body", 4)) {
+            if (skip_doc (&scan, &val, 0) != 0) {
+                set_error (error, CS_MSG_E_WRONG_TYPE, "body: truncated, nested too deep or binary");
+                return NULL;
+            }
+        }
+        else if (val.type == V_ARRAY) {
             for (uint64_t k = 0; k < val.u; k++) {
                 value_t inner;
                 if (read_value (&scan, &inner))
@@ -815,10 +985,12 @@ cs_msg_decode (const uint8_t *data, size_t size, cs_msg_error_t *error)
                       || (kind == K_INT && (val.type == V_UINT || val.type == V_INT))
                       || (kind == K_BOOL && val.type == V_BOOL)
                       || ((kind == K_STR || kind == K_TIME) && val.type == V_STR)
-                      || ((kind == K_ROLES || kind == K_IDS) && val.type == V_ARRAY);
+                      || ((kind == K_ROLES || kind == K_IDS) && val.type == V_ARRAY)
+                      || (kind == K_DOC && (val.type == V_MAP || val.type == V_ARRAY));
         if (!ok_type) {
             static const char *want [] = { "an unsigned integer", "an integer", "a boolean",
-                                           "a string", "a time string", "an array", "an array" };
+                                           "a string", "a time string", "an array", "an array",
+                                           "a map or an array" };
             set_error (error, CS_MSG_E_WRONG_TYPE, "%s: '%s' is a %s, not %s", type_name,
                        s_fields [f].key, vtype_name (val.type), want [kind]);
             goto fail;
@@ -859,6 +1031,15 @@ cs_msg_decode (const uint8_t *data, size_t size, cs_msg_error_t *error)
             case K_IDS:
                 if (decode_ids (m, &c, &val, error) != 0)
                     goto fail;
+                break;
+            case K_DOC:
+                m->doc = decode_doc (&c, &val, 0, error);
+                if (!m->doc) {
+                    if (!error->code)
+                        set_error (error, CS_MSG_E_NOMEM, "body: out of memory");
+                    goto fail;
+                }
+                m->present |= B (f);
                 break;
         }
     }
@@ -928,6 +1109,7 @@ cs_msg_to_json (const cs_msg_t *self)
                 for (size_t i = 0; i < self->id_count; i++)
                     json_array_append_new (v, json_integer ((json_int_t) self->ids [i]));
                 break;
+            case K_DOC: v = json_incref (self->doc); break;
         }
         json_object_set_new (j, s_fields [f].key, v);
     }
@@ -995,6 +1177,7 @@ cs_msg_from_json (const char *text, cs_msg_error_t *error)
                             rc = cs_msg_add_id (m, (uint64_t) json_integer_value (id));
                     break;
                 }
+                case K_DOC: rc = cs_msg_set_doc (m, f, v); break;
             }
         }
         if (rc != 0) {

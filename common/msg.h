@@ -19,8 +19,12 @@
  *   health       pusher   -> differ   a device's reachability and credentials
  *   event        differ   -> auditor  one audited event, with its outbox seq
  *   ack          auditor  -> differ   every event up to seq is stored
- *   replay       auditor  -> differ   re-send the current state of failed targets
- *   approve      auditor  -> differ   send the revocations the guard holds back
+ *   heartbeat    producer, pusher, auditor -> differ   a stage is alive
+ *   request      operator -> differ   on differ.ctl: status, failed, held, unmatched,
+ *                                     orphans, member, replay, approve (op)
+ *   answer       differ   -> operator the answer: ok or err, and a body (a document);
+ *                                     a long list comes in several, all but the last
+ *                                     with more = true
  */
 #ifndef CS_MSG_H
 #define CS_MSG_H
@@ -34,6 +38,7 @@
 #define CS_MSG_MAX_IDS 1000       /* ids in one replay request */
 
 typedef struct _cs_msg_t cs_msg_t;
+struct json_t;
 
 typedef enum {
     CS_MSG_MEMBER = 1,
@@ -47,9 +52,10 @@ typedef enum {
     CS_MSG_HEALTH,
     CS_MSG_EVENT,
     CS_MSG_ACK,
-    CS_MSG_REPLAY,
-    CS_MSG_APPROVE,
     CS_MSG_SCAN_SKIP,
+    CS_MSG_HEARTBEAT,
+    CS_MSG_REQUEST,
+    CS_MSG_ANSWER,
     CS_MSG_TYPE_COUNT
 } cs_msg_type_t;
 
@@ -92,9 +98,12 @@ typedef enum {
     CS_F_ALL,           /* all    bool   replay every failed target */
     CS_F_REQ,           /* req    uint   an operator's request id (replay, approve) */
     CS_F_ROLES,         /* roles  [[role int, start day, end day], ...] */
-    CS_F_IDS,           /* ids    [uint, ...] */
+    CS_F_IDS,           /* ids    [uint, ...]; an audit_gap event: [first, last] */
     CS_F_CAP,           /* cap    uint   persons a device can hold (maxRecordNum) */
     CS_F_RULE,          /* rule   str    how a person is tied: tag, map, member_id, created */
+    CS_F_BODY,          /* body   doc    an answer: maps, arrays, strings, integers, booleans */
+    CS_F_MORE,          /* more   bool   more answers to this request follow */
+    CS_F_STAGE,         /* stage  str    producer, pusher, auditor */
     CS_F_COUNT_FIELDS
 } cs_field_t;
 
@@ -142,6 +151,10 @@ int cs_msg_set_bool (cs_msg_t *self, cs_field_t field, int value);
 int cs_msg_set_str (cs_msg_t *self, cs_field_t field, const char *value);
 int cs_msg_add_role (cs_msg_t *self, int64_t role, const char *start, const char *end);
 int cs_msg_add_id (cs_msg_t *self, uint64_t id);
+/* A document field holds a reference to value (a jansson object or array
+ * of objects, arrays, strings, integers, booleans and null, at most 6 deep). */
+int cs_msg_set_doc (cs_msg_t *self, cs_field_t field, struct json_t *value);
+struct json_t *cs_msg_doc (const cs_msg_t *self, cs_field_t field);   /* borrowed; NULL if absent */
 
 int cs_msg_has (const cs_msg_t *self, cs_field_t field);
 int64_t cs_msg_int (const cs_msg_t *self, cs_field_t field);      /* 0 if absent */

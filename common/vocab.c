@@ -11,6 +11,11 @@ static const char *const s_kinds [CS_EV_COUNT] = {
     [CS_EV_BAD_EMAIL] = "bad_email", [CS_EV_GUARD] = "guard", [CS_EV_CYCLE] = "cycle",
     [CS_EV_SCAN] = "scan", [CS_EV_HEALTH] = "health", [CS_EV_REPLAY] = "replay",
     [CS_EV_REPLAYED] = "replayed", [CS_EV_SUPERSEDED] = "superseded",
+    [CS_EV_AUDIT_GAP] = "audit_gap",
+};
+
+static const char *const s_stages [CS_STAGE_COUNT] = {
+    [CS_STAGE_PRODUCER] = "producer", [CS_STAGE_PUSHER] = "pusher", [CS_STAGE_AUDITOR] = "auditor",
 };
 
 static const char *const s_classes [CS_CLASS_COUNT] = {
@@ -59,6 +64,7 @@ const char *cs_health_name (cs_health_t v) { return name_of (s_health, CS_HEALTH
 const char *cs_op_name (cs_op_t v) { return name_of (s_ops, CS_OP_COUNT, (int) v); }
 const char *cs_rule_name (cs_rule_t v) { return name_of (s_rules, CS_RULE_COUNT, (int) v); }
 const char *cs_sync_name (cs_sync_t v) { return name_of (s_sync, CS_SYNC_COUNT, (int) v); }
+const char *cs_stage_name (cs_stage_t v) { return name_of (s_stages, CS_STAGE_COUNT, (int) v); }
 
 int cs_event_kind_parse (const char *n) { return parse (s_kinds, CS_EV_COUNT, n); }
 int cs_class_parse (const char *n) { return parse (s_classes, CS_CLASS_COUNT, n); }
@@ -66,3 +72,4 @@ int cs_health_parse (const char *n) { return parse (s_health, CS_HEALTH_COUNT, n
 int cs_op_parse (const char *n) { return parse (s_ops, CS_OP_COUNT, n); }
 int cs_rule_parse (const char *n) { return parse (s_rules, CS_RULE_COUNT, n); }
 int cs_sync_parse (const char *n) { return parse (s_sync, CS_SYNC_COUNT, n); }
+int cs_stage_parse (const char *n) { return parse (s_stages, CS_STAGE_COUNT, n); }

@@ -26,6 +26,7 @@ typedef enum {
     CS_EV_REPLAY,           /* an operator's replay request was answered */
     CS_EV_REPLAYED,         /* one failed target was sent again */
     CS_EV_SUPERSEDED,       /* one failed target needed nothing any more */
+    CS_EV_AUDIT_GAP,        /* events the audit lost and the outbox no longer holds */
     CS_EV_COUNT
 } cs_event_kind_t;
 
@@ -80,12 +81,21 @@ typedef enum {
     CS_SYNC_COUNT
 } cs_sync_t;
 
+/* The programs that send the differ a heartbeat. */
+typedef enum {
+    CS_STAGE_PRODUCER = 0,
+    CS_STAGE_PUSHER,
+    CS_STAGE_AUDITOR,
+    CS_STAGE_COUNT
+} cs_stage_t;
+
 const char *cs_event_kind_name (cs_event_kind_t kind);
 const char *cs_class_name (cs_class_t cls);
 const char *cs_health_name (cs_health_t health);
 const char *cs_op_name (cs_op_t op);
 const char *cs_rule_name (cs_rule_t rule);
 const char *cs_sync_name (cs_sync_t sync);
+const char *cs_stage_name (cs_stage_t stage);
 
 /* The reverse: the value named name, or -1 (NULL or unknown). */
 int cs_event_kind_parse (const char *name);
@@ -94,5 +104,6 @@ int cs_health_parse (const char *name);
 int cs_op_parse (const char *name);
 int cs_rule_parse (const char *name);
 int cs_sync_parse (const char *name);
+int cs_stage_parse (const char *name);
 
 #endif

@@ -163,6 +163,10 @@ cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *e
         zcert_apply (self->cert, sock);
         zsock_set_curve_serverkey (sock, self->pl->curve_server_key);
     }
+    /* a request waits for a peer rather than queueing for nobody: an asker
+     * can tell at once that nothing listens */
+    if (type == ZMQ_DEALER)
+        zsock_set_immediate (sock, 1);
     if (zsock_connect (sock, "%s", endpoint) < 0) {
         snprintf (error, error_size, "cannot connect to %s: %s", endpoint,
                   zmq_strerror (zmq_errno ()));
@@ -262,6 +266,29 @@ cs_zmq_try_recv (zsock_t *sock, cs_msg_error_t *error)
         m = cs_msg_decode (zmq_msg_data (&part), zmq_msg_size (&part), error);
     zmq_msg_close (&part);
     return m;
+}
+
+void
+cs_beat_init (cs_beat_t *self, zsock_t *sock, cs_stage_t stage, int interval_s)
+{
+    self->sock = sock;
+    self->stage = stage;
+    self->interval_ms = (int64_t) interval_s * 1000;
+    self->next = 0;             /* the first goes at once */
+}
+
+void
+cs_beat (cs_beat_t *self)
+{
+    int64_t now = zclock_mono ();
+    if (!self->sock || now < self->next)
+        return;
+    self->next = now + self->interval_ms;
+    cs_msg_t *m = cs_msg_new (CS_MSG_HEARTBEAT);
+    cs_msg_set_str (m, CS_F_STAGE, cs_stage_name (self->stage));
+    cs_msg_set_int (m, CS_F_TS, zclock_time ());
+    cs_zmq_try_send (self->sock, m, NULL);
+    cs_msg_destroy (&m);
 }
 
 int

@@ -10,6 +10,7 @@
 
 #include "common/config.h"
 #include "common/msg.h"
+#include "common/vocab.h"
 
 #include <czmq.h>
 
@@ -24,7 +25,8 @@ typedef struct _cs_zmq_t cs_zmq_t;
 cs_zmq_t *cs_zmq_new (const cs_pipeline_config_t *pl, char *error, size_t error_size);
 void cs_zmq_destroy (cs_zmq_t **self_p);
 
-/* A socket of type (ZMQ_PUSH, ZMQ_PULL, ZMQ_PUB, ZMQ_SUB) bound to, or connected
+/* A socket of type (ZMQ_PUSH, ZMQ_PULL, ZMQ_PUB, ZMQ_SUB; ZMQ_ROUTER and, with
+ * ZMQ_IMMEDIATE, ZMQ_DEALER for the control socket) bound to, or connected
  * to, endpoint. hwm 0 means CS_ZMQ_HWM. A peer that sends a frame larger than
  * CS_MSG_MAX_SIZE is disconnected (ZMQ_MAXMSGSIZE). NULL with the reason in
  * error. */
@@ -52,6 +54,18 @@ cs_msg_t *cs_zmq_recv (zsock_t *sock, cs_msg_error_t *error);
 /* Like cs_zmq_recv without waiting: NULL with error->code CS_MSG_E_NONE when
  * nothing is waiting. Cheaper than asking ZMQ_EVENTS before each message. */
 cs_msg_t *cs_zmq_try_recv (zsock_t *sock, cs_msg_error_t *error);
+
+/* A stage's heartbeat to the differ, every [pipeline] heartbeat_interval. */
+typedef struct {
+    zsock_t *sock;              /* to differ.in */
+    cs_stage_t stage;
+    int64_t interval_ms;
+    int64_t next;               /* monotonic ms */
+} cs_beat_t;
+
+void cs_beat_init (cs_beat_t *self, zsock_t *sock, cs_stage_t stage, int interval_s);
+/* Sends a heartbeat when one is due; never waits (a full queue skips one). */
+void cs_beat (cs_beat_t *self);
 
 /* True once SIGINT or SIGTERM has arrived. */
 int cs_zmq_interrupted (void);

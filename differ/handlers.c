@@ -10,6 +10,7 @@
 #include "differ/store.h"
 
 #include <czmq.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,9 +96,32 @@ cs_state_events_after (cs_state_t *self, int64_t seq, size_t max, cs_msg_t ***ou
     return cs_store_events_after (self->store, seq, max, out, count);
 }
 
+/* After --rebuild (meta rebuilt: 1, then 2 once a full export came) the
+ * planner waits for a full export and a complete scan of every device: a
+ * part of the members, or of a device's persons, would look like departures. */
+static int
+rebuilt_waits (cs_state_t *s)
+{
+    int64_t rebuilt = cs_store_meta (s->store, "rebuilt");
+    if (!rebuilt)
+        return 0;
+    for (size_t i = 0; rebuilt == 2 && i < s->cfg->device_count; i++)
+        if (cs_store_count (s->store, "SELECT count (*) FROM scanned WHERE device = ?1",
+                            s->cfg->devices [i].name) != 1)
+            return 1;
+    if (rebuilt != 2)
+        return 1;
+    cs_log (s->log, CS_LOG_INFO, "rebuilt_complete", "msg", "a full export and every device's scan "
+            "have arrived: planning again", NULL);
+    return cs_store_set_meta (s->store, "rebuilt", 0) != 0 ? -1 : 0;
+}
+
 static int
 plan (cs_state_t *s)
 {
+    int waits = rebuilt_waits (s);
+    if (waits != 0)
+        return waits < 0 ? -1 : 0;
     int rc = cs_replan (s->store, s->identity, s->cfg, s->dry_run, s->plan_days);
     s->planned = rc == 0;
     return rc;
@@ -270,11 +294,26 @@ on_cycle_end (cs_state_t *s, const cs_msg_t *m)
         cs_msg_set_str (ev, CS_F_MSG, why);
     if (cs_store_emit (s->store, ev) != 0)
         return -1;
+    sqlite3_stmt *st = cs_db_stmt (s->db, "INSERT INTO export VALUES (1, ?1, ?2, ?3, ?4, ?5) "
+                                          "ON CONFLICT (id) DO UPDATE SET ts = excluded.ts, result = excluded.result, "
+                                          "count = excluded.count, msg = excluded.msg, "
+                                          "ok_ts = max (export.ok_ts, excluded.ok_ts)");
+    if (!st)
+        return -1;
+    sqlite3_bind_int64 (st, 1, cs_store_now (s->store));
+    sqlite3_bind_text (st, 2, why ? "ignored" : full ? "full" : "incremental", -1, SQLITE_STATIC);
+    sqlite3_bind_int64 (st, 3, sent);
+    sqlite3_bind_text (st, 4, why ? why : "", -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64 (st, 5, why ? 0 : cs_store_now (s->store));
+    if (cs_db_step_done (s->db, st) != 0)
+        return -1;
     if (why) {
         cs_log (s->log, CS_LOG_WARN, "cycle_ignored", "reason", why, NULL);
         return cs_db_exec (s->db, "DELETE FROM staging");
     }
     if (report_unusable (s) != 0)
+        return -1;
+    if (full && cs_store_meta (s->store, "rebuilt") == 1 && cs_store_set_meta (s->store, "rebuilt", 2) != 0)
         return -1;
     /* only the rows that changed are written: a quiet cycle writes nothing */
     int before = sqlite3_total_changes (cs_db_handle (s->db));
@@ -400,11 +439,12 @@ on_scan_end (cs_state_t *s, const cs_msg_t *m)
         for (size_t i = 0; i < sizeof sql / sizeof *sql; i++)
             if (exec1 (s, sql [i], dev) != 0)
                 return -1;
-        sqlite3_stmt *st = cs_db_stmt (s->db, "INSERT INTO scanned VALUES (?1, 0, ?2) ON CONFLICT (device) "
-                                              "DO UPDATE SET capacity = excluded.capacity");
+        sqlite3_stmt *st = cs_db_stmt (s->db, "INSERT INTO scanned VALUES (?1, ?3, ?2) ON CONFLICT (device) "
+                                              "DO UPDATE SET capacity = excluded.capacity, ts = excluded.ts");
         if (!st)
             return -1;
         sqlite3_bind_text (st, 1, dev, -1, SQLITE_STATIC);
+        sqlite3_bind_int64 (st, 3, cs_store_now (s->store));
         if (cs_msg_has (m, CS_F_CAP))
             sqlite3_bind_int64 (st, 2, cs_msg_int (m, CS_F_CAP));
         if (cs_db_step_done (s->db, st) != 0)
@@ -570,115 +610,161 @@ on_health (cs_state_t *s, const cs_msg_t *m)
 
 /* --- operators -------------------------------------------------------------------------- */
 
+typedef struct {
+    cs_state_t *s;
+    const cs_msg_t *req;
+    json_t *body;
+} op_t;
+
 /* Re-sends the current desired state of failed targets: their failed entries
  * go and the planner decides afresh (a target already in sync is superseded). */
 static int
-on_replay (cs_state_t *s, const cs_msg_t *m)
+replay_fn (cs_db_t *db, void *arg)
 {
+    (void) db;
+    op_t *o = arg;
+    cs_state_t *s = o->s;
+    const cs_msg_t *m = o->req;
     const char *email = cs_msg_str (m, CS_F_EMAIL), *dev = cs_msg_str (m, CS_F_DEV);
-    sqlite3_stmt *st = cs_db_stmt (s->db, "SELECT device, employee_no, email, command_id FROM failed");
+    sqlite3_stmt *st = cs_db_stmt (s->db, "SELECT device, employee_no, coalesce (email, ''), command_id "
+                                          "FROM failed ORDER BY since_ms, device, employee_no");
     if (!st)
         return -1;
-    typedef struct { char device [CS_DEVICE_NAME_MAX + 1]; char no [33]; char email [CS_EMAIL_MAX + 1]; } gone_t;
-    gone_t *gone = NULL;
-    size_t n = 0, cap = 0;
-    int rc = 0;
-    while (rc == 0 && sqlite3_step (st) == SQLITE_ROW) {
+    json_t *rows = json_array ();
+    json_object_set_new (o->body, "rows", rows);
+    while (sqlite3_step (st) == SQLITE_ROW) {
         const char *d = col (st, 0), *e = col (st, 2);
         int64_t cmd = sqlite3_column_int64 (st, 3);
         int wanted = cs_msg_bool (m, CS_F_ALL) || (email && !strcmp (email, e)) || (dev && !strcmp (dev, d));
         for (size_t i = 0; i < cs_msg_id_count (m) && !wanted; i++)
             wanted = (int64_t) cs_msg_id (m, i) == cmd;
-        if (!wanted)
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 16;
-            gone_t *bigger = realloc (gone, cap * sizeof *bigger);
-            if (!bigger) {
-                rc = -1;
-                break;
-            }
-            gone = bigger;
-        }
-        snprintf (gone [n].device, sizeof gone [n].device, "%s", d);
-        snprintf (gone [n].no, sizeof gone [n].no, "%s", col (st, 1));
-        snprintf (gone [n].email, sizeof gone [n].email, "%s", e);
-        n++;
+        if (wanted)
+            json_array_append_new (rows, json_pack ("{s:s, s:s, s:s}", "device", d, "employee_no", col (st, 1),
+                                                    "email", e));
     }
     sqlite3_reset (st);
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    size_t i;
+    json_t *r;
+    json_array_foreach (rows, i, r) {
         st = cs_db_stmt (s->db, "DELETE FROM failed WHERE device = ?1 AND employee_no = ?2");
-        rc = st ? 0 : -1;
-        if (st) {
-            sqlite3_bind_text (st, 1, gone [i].device, -1, SQLITE_STATIC);
-            sqlite3_bind_text (st, 2, gone [i].no, -1, SQLITE_STATIC);
-            rc = cs_db_step_done (s->db, st);
-        }
+        if (!st)
+            return -1;
+        sqlite3_bind_text (st, 1, json_string_value (json_object_get (r, "device")), -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, json_string_value (json_object_get (r, "employee_no")), -1, SQLITE_STATIC);
+        if (cs_db_step_done (s->db, st) != 0)
+            return -1;
     }
     /* the planner decides afresh from the current desired state */
-    if (rc == 0)
-        rc = plan (s);
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    if (json_array_size (rows) && plan (s) != 0)
+        return -1;
+    json_array_foreach (rows, i, r) {
+        const char *d = json_string_value (json_object_get (r, "device"));
+        const char *no = json_string_value (json_object_get (r, "employee_no"));
         st = cs_db_stmt (s->db, "SELECT id FROM command WHERE device = ?1 AND employee_no = ?2 "
                                 "AND state = 'pending' ORDER BY id DESC LIMIT 1");
+        if (!st)
+            return -1;
         int64_t id = 0;
-        if (st) {
-            sqlite3_bind_text (st, 1, gone [i].device, -1, SQLITE_STATIC);
-            sqlite3_bind_text (st, 2, gone [i].no, -1, SQLITE_STATIC);
-            if (sqlite3_step (st) == SQLITE_ROW)
-                id = sqlite3_column_int64 (st, 0);
-            sqlite3_reset (st);
-        }
+        sqlite3_bind_text (st, 1, d, -1, SQLITE_STATIC);
+        sqlite3_bind_text (st, 2, no, -1, SQLITE_STATIC);
+        if (sqlite3_step (st) == SQLITE_ROW)
+            id = sqlite3_column_int64 (st, 0);
+        sqlite3_reset (st);
         /* nothing to send: the desired state has moved on (or is already there) */
         cs_msg_t *ev = cs_event_new (id ? CS_EV_REPLAYED : CS_EV_SUPERSEDED);
-        cs_event_str (ev, CS_F_EMAIL, gone [i].email);
-        cs_msg_set_str (ev, CS_F_DEV, gone [i].device);
-        cs_msg_set_str (ev, CS_F_EMPNO, gone [i].no);
+        cs_event_str (ev, CS_F_EMAIL, json_string_value (json_object_get (r, "email")));
+        cs_msg_set_str (ev, CS_F_DEV, d);
+        cs_msg_set_str (ev, CS_F_EMPNO, no);
         cs_msg_set_int (ev, CS_F_REQ, cs_msg_int (m, CS_F_REQ));
         if (id)
             cs_msg_set_int (ev, CS_F_ID, id);
         else
             cs_msg_set_str (ev, CS_F_MSG, "nothing to re-send: the device already has, or no "
                                           "longer needs, what failed");
-        rc = cs_store_emit (s->store, ev);
+        if (cs_store_emit (s->store, ev) != 0)
+            return -1;
+        json_object_set_new (r, "state", json_string (cs_event_kind_name (id ? CS_EV_REPLAYED : CS_EV_SUPERSEDED)));
+        if (id)
+            json_object_set_new (r, "id", json_integer (id));
     }
-    free (gone);
-    if (rc != 0)
-        return -1;
     cs_msg_t *ev = cs_event_new (CS_EV_REPLAY);
     cs_msg_set_int (ev, CS_F_REQ, cs_msg_int (m, CS_F_REQ));
-    cs_msg_set_int (ev, CS_F_COUNT, (int64_t) n);
+    cs_msg_set_int (ev, CS_F_COUNT, (int64_t) json_array_size (rows));
     return cs_store_emit (s->store, ev);
 }
 
 /* An operator approves the revocations the guard holds back: exactly the
  * count `auditor approve` showed, or nothing (the list has changed since). */
 static int
-on_approve (cs_state_t *s, const cs_msg_t *m)
+approve_fn (cs_db_t *db, void *arg)
 {
+    (void) db;
+    op_t *o = arg;
+    cs_state_t *s = o->s;
     int64_t held = cs_store_meta (s->store, "guard");
-    int64_t seen = cs_msg_int (m, CS_F_COUNT);
+    int64_t seen = cs_msg_int (o->req, CS_F_COUNT);
     cs_msg_t *ev = cs_event_new (CS_EV_GUARD);
-    cs_msg_set_int (ev, CS_F_REQ, cs_msg_int (m, CS_F_REQ));
+    cs_msg_set_int (ev, CS_F_REQ, cs_msg_int (o->req, CS_F_REQ));
     cs_msg_set_int (ev, CS_F_COUNT, held);
     char msg [200];
-    if (held == 0 || held != seen) {
+    int approved = held > 0 && held == seen;
+    if (!approved)
         snprintf (msg, sizeof msg, held ? "not approved: %lld revocations are held now, not the "
                   "%lld shown; look again" : "not approved: the guard is clear, nothing is held",
                   (long long) held, (long long) seen);
-        cs_msg_set_str (ev, CS_F_STATE, "stale");
-        cs_msg_set_str (ev, CS_F_MSG, msg);
-        return cs_store_emit (s->store, ev);
-    }
-    snprintf (msg, sizeof msg, "an operator approved %lld revocations", (long long) held);
-    cs_msg_set_str (ev, CS_F_STATE, "approved");
+    else
+        snprintf (msg, sizeof msg, "an operator approved %lld revocations", (long long) held);
+    cs_msg_set_str (ev, CS_F_STATE, approved ? "approved" : "stale");
     cs_msg_set_str (ev, CS_F_MSG, msg);
+    json_object_set_new (o->body, "approved", json_boolean (approved));
+    json_object_set_new (o->body, "count", json_integer (held));
+    json_object_set_new (o->body, "msg", json_string (msg));
+    if (cs_store_emit (s->store, ev) != 0)
+        return -1;
+    if (!approved)
+        return 0;
     char count [32];
     snprintf (count, sizeof count, "%lld", (long long) held);
     cs_log (s->log, CS_LOG_WARN, "guard_approved", "revocations", count, NULL);
-    if (cs_store_emit (s->store, ev) != 0 || cs_store_set_meta (s->store, "guard_approved", held) != 0)
+    if (cs_store_set_meta (s->store, "guard_approved", held) != 0)
         return -1;
     return plan (s);
+}
+
+static int
+operator_op (cs_state_t *self, const cs_msg_t *req, int (*fn) (cs_db_t *, void *), json_t **body,
+             char *err, size_t err_size)
+{
+    op_t o = { self, req, json_object () };
+    cs_store_set_now (self->store, zclock_time ());
+    int64_t acked = cs_store_acked (self->store);
+    if (!o.body || cs_db_transaction (self->db, fn, &o) != 0) {
+        cs_store_restore_acked (self->store, acked);
+        snprintf (err, err_size, "state.db: %s", cs_store_errmsg (self->store));
+        json_decref (o.body);
+        *body = NULL;
+        return -1;
+    }
+    *body = o.body;
+    return 0;
+}
+
+int
+cs_state_replay (cs_state_t *self, const cs_msg_t *req, json_t **body, char *err, size_t err_size)
+{
+    return operator_op (self, req, replay_fn, body, err, err_size);
+}
+
+int
+cs_state_approve (cs_state_t *self, const cs_msg_t *req, json_t **body, char *err, size_t err_size)
+{
+    return operator_op (self, req, approve_fn, body, err, err_size);
+}
+
+cs_db_t *
+cs_state_db (cs_state_t *self)
+{
+    return self->db;
 }
 
 /* --- batches ---------------------------------------------------------------------------- */
@@ -689,6 +775,25 @@ typedef struct {
     size_t count;
 } batch_t;
 
+/* Words from another program are checked against what the differ knows
+ * before anything is stored: a device of its config, a health state, a
+ * result class. 0 when all are known; else why says which is not. */
+static int
+unknown_word (const cs_state_t *s, const cs_msg_t *m, char *why, size_t size)
+{
+    const char *dev = cs_msg_str (m, CS_F_DEV), *state = cs_msg_str (m, CS_F_STATE);
+    const char *cls = cs_msg_str (m, CS_F_CLASS);
+    if (dev && !cs_config_device (s->cfg, dev))
+        snprintf (why, size, "device '%s' is not in the config", dev);
+    else if (cs_msg_type (m) == CS_MSG_HEALTH && cs_health_parse (state) < 0)
+        snprintf (why, size, "'%s' is not a device health state", state);
+    else if (cls && cs_class_parse (cls) < 0)
+        snprintf (why, size, "'%s' is not a result class", cls);
+    else
+        return 0;
+    return 1;
+}
+
 static int
 apply_batch (cs_db_t *db, void *arg)
 {
@@ -698,6 +803,12 @@ apply_batch (cs_db_t *db, void *arg)
     for (size_t i = 0; i < b->count; i++) {
         const cs_msg_t *m = b->msgs [i];
         int rc = 0;
+        char why [200];
+        if (unknown_word (s, m, why, sizeof why)) {
+            cs_log (s->log, CS_LOG_WARN, "bad_message", "type", cs_msg_type_name (cs_msg_type (m)),
+                    "error", why, NULL);
+            continue;
+        }
         switch (cs_msg_type (m)) {
             case CS_MSG_CYCLE_BEGIN:
                 s->cycle = (uint64_t) cs_msg_int (m, CS_F_CYCLE);
@@ -712,8 +823,6 @@ apply_batch (cs_db_t *db, void *arg)
             case CS_MSG_RESULT: rc = on_result (s, m); break;
             case CS_MSG_HEALTH: rc = on_health (s, m); break;
             case CS_MSG_ACK: rc = cs_store_ack (s->store, cs_msg_int (m, CS_F_SEQ)); break;
-            case CS_MSG_REPLAY: rc = on_replay (s, m); break;
-            case CS_MSG_APPROVE: rc = on_approve (s, m); break;
             default:
                 cs_log (s->log, CS_LOG_WARN, "unexpected_message", "type",
                         cs_msg_type_name (cs_msg_type (m)), NULL);

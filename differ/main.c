@@ -4,7 +4,10 @@
  * event that tells of it. */
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/sd.h"
 #include "common/zmq.h"
+#include "differ/control.h"
+#include "differ/rebuild.h"
 #include "differ/state.h"
 
 #include <stdio.h>
@@ -18,6 +21,8 @@
 
 static const cs_cli_option_t s_options [] = {
     { "dry-run", 0, "plan and audit, but send no commands to the devices" },
+    { "rebuild", 0, "with the group stopped: move a damaged state.db aside and rebuild its ties "
+                    "from the audit" },
     { NULL, 0, NULL },
 };
 
@@ -27,6 +32,9 @@ static const cs_cli_spec_t s_spec = {
     .options = s_options,
     .more_help = "state.db lives in [pipeline] state_dir. A full export that would revoke more\n"
                  "than the guard allows revokes nothing until an operator approves.\n\n"
+                 "state.db is checked at start and after a failed write; a damaged one stops all\n"
+                 "syncing (status says so) until it is rebuilt: stop the group, run\n"
+                 "cardsync-differ --rebuild with the same --config, start the group.\n\n"
                  "example: cardsync-differ --config /etc/cardsync/cardsync.ini --dry-run",
 };
 
@@ -39,6 +47,7 @@ typedef struct {
     int64_t sent_seq;           /* events sent up to here */
     int64_t progress_at;        /* when the acked seq last moved (mono ms) */
     int64_t acked_seen;
+    cs_live_t live;             /* what status tells beyond state.db */
 } differ_t;
 
 /* Sends the messages while the peer's queue has room, never waiting: a
@@ -78,9 +87,10 @@ flush (differ_t *d)
         free (msgs);
     int64_t acked = cs_state_acked (d->state);
     int64_t now = zclock_mono ();
-    if (acked != d->acked_seen) {
+    if (acked != d->acked_seen || cs_state_last_seq (d->state) == acked) {
         d->acked_seen = acked;
         d->progress_at = now;
+        d->live.acked_ms = zclock_time ();  /* acknowledged, or nothing waits */
     }
     if (d->sent_seq < acked)
         d->sent_seq = acked;
@@ -112,6 +122,35 @@ flush (differ_t *d)
     }
 }
 
+/* state.db is damaged: say so once, with the way out; nothing more is synced. */
+static void
+damaged (differ_t *d, const char *path, const char *why)
+{
+    d->live.damaged = 1;
+    snprintf (d->live.db_error, sizeof d->live.db_error, "%s is damaged (%s); nothing is synced until "
+              "it is rebuilt: stop the group, run cardsync-differ --rebuild, start the group", path, why);
+    cs_log (d->log, CS_LOG_ERROR, "state_damaged", "db", path, "error", why, "way_out",
+            "stop the group; cardsync-differ --rebuild; start the group", NULL);
+}
+
+/* A heartbeat is noted and goes no further; an ack is the auditor's too. */
+static int
+heartbeat (differ_t *d, const cs_msg_t *m)
+{
+    int stage = -1;
+    if (cs_msg_type (m) == CS_MSG_HEARTBEAT) {
+        stage = cs_stage_parse (cs_msg_str (m, CS_F_STAGE));
+        if (stage < 0)
+            cs_log (d->log, CS_LOG_WARN, "bad_message", "error", "a heartbeat from an unknown stage",
+                    "stage", cs_msg_str (m, CS_F_STAGE), NULL);
+    }
+    else if (cs_msg_type (m) == CS_MSG_ACK)
+        stage = CS_STAGE_AUDITOR;
+    if (stage >= 0)
+        d->live.beat_ms [stage] = zclock_time ();
+    return cs_msg_type (m) == CS_MSG_HEARTBEAT;
+}
+
 int
 main (int argc, char **argv)
 {
@@ -131,66 +170,104 @@ main (int argc, char **argv)
     char error [512] = "", path [4200];
     cs_zmq_t *zmq = NULL;
     zpoller_t *poller = NULL;
+    cs_control_t *control = NULL;
     rc = EX_UNAVAILABLE;
     if (cs_zmq_private_dir (cfg->pipeline.state_dir, error, sizeof error) != 0) {
         cs_log (d.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
         goto done;
     }
     snprintf (path, sizeof path, "%s/state.db", cfg->pipeline.state_dir);
-    d.state = cs_state_open (path, cfg, d.log, dry_run, error, sizeof error);
-    zmq = d.state ? cs_zmq_new (&cfg->pipeline, error, sizeof error) : NULL;
+    if (cs_cli_value (&s_spec, &cli, "rebuild")) {
+        char msg [1200];
+        rc = cs_rebuild (cfg, d.log, msg, sizeof msg);
+        fprintf (rc ? stderr : stdout, "cardsync-differ: %s\n", msg);
+        goto done;
+    }
+    char why [300];
+    if (cs_state_check (path, why, sizeof why) == 1)
+        damaged (&d, path, why);
+    else
+        d.state = cs_state_open (path, cfg, d.log, dry_run, error, sizeof error);
+    zmq = d.state || d.live.damaged ? cs_zmq_new (&cfg->pipeline, error, sizeof error) : NULL;
     if (zmq)
         d.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.differ_in, 0, error, sizeof error);
     if (d.in)
         d.pusher = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.pusher_in, 0, error, sizeof error);
     if (d.pusher)
         d.auditor = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.auditor_in, 0, error, sizeof error);
-    if (!d.auditor) {
+    if (d.auditor)
+        control = cs_control_new (zmq, cfg, d.state, &d.live, error, sizeof error);
+    if (!control) {
         cs_log (d.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
         goto done;
     }
     cs_log (d.log, CS_LOG_INFO, "started", "db", path, "dry_run", dry_run ? "true" : "false", NULL);
-    d.sent_seq = cs_state_acked (d.state);
+    cs_sd_ready (d.live.damaged ? d.live.db_error : "differ: state.db open, sockets bound");
+    d.sent_seq = d.state ? cs_state_acked (d.state) : 0;
     d.progress_at = zclock_mono ();
-    poller = zpoller_new (d.in, NULL);
+    d.live.started_ms = d.live.acked_ms = zclock_time ();
+    poller = zpoller_new (d.in, cs_control_sock (control), NULL);
     int64_t next_replan = zclock_mono () + REPLAN_MS;
-    flush (&d);
+    if (!d.live.damaged)
+        flush (&d);
     while (!cs_zmq_interrupted ()) {
+        char summary [400];
+        if (d.live.damaged)
+            snprintf (summary, sizeof summary, "%s", d.live.db_error);
+        else
+            snprintf (summary, sizeof summary, "events up to %lld acknowledged by the audit%s%s",
+                      (long long) d.acked_seen, d.live.db_error [0] ? "; state.db: " : "", d.live.db_error);
+        cs_sd_alive (summary);
         zsock_t *which = zpoller_wait (poller, 1000);
         if (zpoller_terminated (poller))
             break;
-        if (which) {
+        if (which == cs_control_sock (control))
+            cs_control_handle (control);
+        else if (which) {
             cs_msg_t *batch [BATCH];
             size_t n = 0;
             while (n < BATCH) {
                 cs_msg_error_t err;
                 cs_msg_t *m = cs_zmq_try_recv (d.in, &err);
-                if (m)
+                if (m && (heartbeat (&d, m) || d.live.damaged))
+                    cs_msg_destroy (&m);        /* noted, or nowhere to put it */
+                else if (m)
                     batch [n++] = m;
                 else if (err.code != CS_MSG_E_NONE)
                     cs_log (d.log, CS_LOG_WARN, "bad_message", "error", err.text, NULL);
                 else
                     break;      /* nothing more waiting */
             }
-            if (n && cs_state_apply (d.state, batch, n) != 0)
-                cs_log (d.log, CS_LOG_ERROR, "state_write_failed", "error",
-                        cs_state_errmsg (d.state), NULL);
+            if (n && cs_state_apply (d.state, batch, n) != 0) {
+                snprintf (d.live.db_error, sizeof d.live.db_error, "%s", cs_state_errmsg (d.state));
+                cs_log (d.log, CS_LOG_ERROR, "state_write_failed", "error", d.live.db_error, NULL);
+                if (cs_state_check (path, why, sizeof why) == 1)
+                    damaged (&d, path, why);
+            }
+            else if (n)
+                d.live.db_error [0] = 0;
             for (size_t i = 0; i < n; i++)
                 cs_msg_destroy (&batch [i]);
         }
+        if (d.live.damaged)
+            continue;
         if (zclock_mono () >= next_replan) {
-            if (cs_state_replan (d.state) != 0)
-                cs_log (d.log, CS_LOG_ERROR, "plan_failed", "error", cs_state_errmsg (d.state), NULL);
+            if (cs_state_replan (d.state) != 0) {
+                snprintf (d.live.db_error, sizeof d.live.db_error, "%s", cs_state_errmsg (d.state));
+                cs_log (d.log, CS_LOG_ERROR, "plan_failed", "error", d.live.db_error, NULL);
+            }
             next_replan = zclock_mono () + REPLAN_MS;
         }
         flush (&d);
     }
+    cs_sd_stopping ();
     cs_log (d.log, CS_LOG_INFO, "stopped", NULL);
     rc = 0;
 done:
-    if (rc != 0 && error [0] && !d.auditor)
+    if (rc != 0 && error [0] && !control)
         fprintf (stderr, "cardsync-differ: %s\n", error);
     zpoller_destroy (&poller);
+    cs_control_destroy (&control);
     zsock_destroy (&d.in);
     zsock_destroy (&d.pusher);
     zsock_destroy (&d.auditor);

@@ -11,10 +11,13 @@
 #define CS_STATE_H
 
 #include "common/config.h"
+#include "common/db.h"
 #include "common/log.h"
 #include "common/msg.h"
 
 #include <stdint.h>
+
+struct json_t;
 
 typedef struct _cs_state_t cs_state_t;
 
@@ -41,5 +44,21 @@ int64_t cs_state_acked (cs_state_t *self);
 int64_t cs_state_last_seq (cs_state_t *self);
 
 const char *cs_state_errmsg (cs_state_t *self);
+
+/* state.db, for the control socket's reading. */
+cs_db_t *cs_state_db (cs_state_t *self);
+
+/* An operator's replay request (ALL, IDS, EMAIL or DEV): the failed targets
+ * named go and the planner decides afresh, in one transaction. *body lists
+ * them ({"rows": [{device, employee_no, email, state: replayed|superseded,
+ * id}]}). -1 with err set on a failed write. */
+int cs_state_replay (cs_state_t *self, const cs_msg_t *req, struct json_t **body, char *err,
+                     size_t err_size);
+
+/* An operator approves the revocations the guard holds: exactly the COUNT
+ * shown, or nothing (the list changed since): *body says which ({approved,
+ * count, msg}). -1 with err set on a failed write. */
+int cs_state_approve (cs_state_t *self, const cs_msg_t *req, struct json_t **body, char *err,
+                      size_t err_size);
 
 #endif

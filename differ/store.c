@@ -76,6 +76,10 @@ static const char *SCHEMA [] = {
     "  PRIMARY KEY (device, employee_no));"
     "DELETE FROM notice WHERE kind = 'unmatched';"
     "CREATE INDEX tie_member ON tie (org, omid);",
+    /* 9: the differ knows when the last export, and the last good one, ended;
+     * scanned.ts is the last complete scan */
+    "CREATE TABLE export (id INTEGER PRIMARY KEY CHECK (id = 1), ts INTEGER NOT NULL,"
+    "  result TEXT NOT NULL, count INTEGER NOT NULL, msg TEXT, ok_ts INTEGER NOT NULL DEFAULT 0);",
 };
 
 /* The members of the export being received: a temporary table, so that a
@@ -292,10 +296,40 @@ cs_store_set_meta (cs_store_t *self, const char *key, int64_t value)
     return cs_db_step_done (self->db, st);
 }
 
+/* The auditor holds less than it acknowledged: its file was removed or
+ * replaced. What it acknowledged has left the outbox, so those events exist
+ * nowhere now: an audit_gap event names them (once), which also lets the
+ * auditor's contiguous mark pass them; the rest of the outbox goes again. */
+static int
+audit_gap (cs_store_t *self, int64_t holds)
+{
+    int64_t first = holds + 1, last = self->acked;
+    if (cs_store_meta (self, "gap_first") == first && cs_store_meta (self, "gap_last") == last)
+        return 0;               /* said already */
+    char msg [300], a [32], b [32];
+    snprintf (a, sizeof a, "%lld", (long long) first);
+    snprintf (b, sizeof b, "%lld", (long long) last);
+    snprintf (msg, sizeof msg, "events %s..%s were stored in an audit file that is gone (removed or "
+              "replaced while the auditor ran); they exist nowhere now", a, b);
+    cs_log (self->log, CS_LOG_ERROR, "audit_gap", "first", a, "last", b, "msg", msg, NULL);
+    cs_msg_t *ev = cs_event_new (CS_EV_AUDIT_GAP);
+    cs_msg_add_id (ev, (uint64_t) first);
+    cs_msg_add_id (ev, (uint64_t) last);
+    cs_msg_set_int (ev, CS_F_COUNT, last - first + 1);
+    cs_msg_set_str (ev, CS_F_MSG, msg);
+    if (cs_store_emit (self, ev) != 0 || cs_store_set_meta (self, "gap_first", first) != 0
+        || cs_store_set_meta (self, "gap_last", last) != 0
+        || cs_store_set_meta (self, "audit_gap_ms", self->now_ms) != 0)
+        return -1;
+    return 0;
+}
+
 int
 cs_store_ack (cs_store_t *self, int64_t seq)
 {
-    if (seq <= self->acked)
+    if (seq < self->acked)
+        return audit_gap (self, seq);
+    if (seq == self->acked)
         return 0;
     int64_t last = cs_store_last_seq (self);
     if (seq > last) {

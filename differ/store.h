@@ -52,7 +52,9 @@ int64_t cs_store_meta (cs_store_t *self, const char *key);
 int cs_store_set_meta (cs_store_t *self, const char *key, int64_t value);
 
 /* The auditor stored every event up to seq: they leave the outbox. An ack
- * beyond the last event ever written is ignored (and logged). */
+ * beyond the last event ever written is ignored (and logged); one below what
+ * it acknowledged before means its file was lost: an audit_gap event names
+ * the events gone. */
 int cs_store_ack (cs_store_t *self, int64_t seq);
 int64_t cs_store_acked (cs_store_t *self);
 /* After a rolled-back transaction: the acknowledged seq as it was before. */

@@ -247,7 +247,10 @@ on_body (char *data, size_t size, size_t count, void *arg)
 static int
 on_progress (void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
 {
-    (void) arg; (void) dltotal; (void) dlnow; (void) ultotal; (void) ulnow;
+    (void) dltotal; (void) dlnow; (void) ultotal; (void) ulnow;
+    export_t *x = arg;
+    if (x && x->fn)
+        x->fn (x->arg, NULL);
     return cs_zmq_interrupted () ? 1 : 0;
 }
 
@@ -298,6 +301,7 @@ new_handle (const cs_cardskipper_config_t *cfg, const char *path, export_t *x)
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, x);
     curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
     curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt (curl, CURLOPT_XFERINFODATA, x);
     return curl;
 }
 

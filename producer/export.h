@@ -34,7 +34,9 @@ typedef struct {
     size_t role_count;
 } cs_member_t;
 
-/* Returns 0 to go on, -1 to stop the export (it then fails). */
+/* Returns 0 to go on, -1 to stop the export (it then fails). Called with
+ * member NULL about once a second while the transfer runs (a tick for the
+ * caller's heartbeat). */
 typedef int (cs_member_fn) (void *arg, const cs_member_t *member);
 
 typedef struct {

@@ -4,6 +4,7 @@
 #include "common/date.h"
 #include "common/email.h"
 #include "common/log.h"
+#include "common/sd.h"
 #include "common/zmq.h"
 #include "producer/export.h"
 
@@ -38,12 +39,17 @@ typedef struct {
     uint64_t cycle;
     size_t sent;                /* members sent in this cycle */
     size_t with_email;          /* for --check */
+    cs_beat_t beat;             /* to the differ, also while an export downloads */
 } producer_t;
 
 static int
 send_member (void *arg, const cs_member_t *m)
 {
     producer_t *p = arg;
+    cs_beat (&p->beat);
+    cs_sd_alive (NULL);
+    if (!m)
+        return 0;               /* only a tick: the export is under way */
     p->with_email += m->email != NULL;
     if (!p->out) {
         p->sent++;
@@ -183,9 +189,11 @@ changed_since (time_t t, char out [CS_TIME_LEN])
 }
 
 static int
-sleep_until (int64_t deadline)
+sleep_until (producer_t *p, int64_t deadline)
 {
     while (!cs_zmq_interrupted ()) {
+        cs_beat (&p->beat);
+        cs_sd_alive (NULL);
         int64_t left = deadline - zclock_mono ();
         if (left <= 0)
             return 0;
@@ -229,6 +237,7 @@ main (int argc, char **argv)
         rc = EX_UNAVAILABLE;
         goto done;
     }
+    cs_beat_init (&p.beat, p.out, CS_STAGE_PRODUCER, cfg->pipeline.heartbeat_interval);
     cs_log (p.log, CS_LOG_INFO, "started", "url", cfg->cardskipper.url,
             "differ", cfg->pipeline.differ_in, NULL);
     if (cs_cli_value (&s_spec, &cli, "once")) {
@@ -243,9 +252,10 @@ main (int argc, char **argv)
     int64_t next_poll = next_full + (int64_t) cs->poll_interval * 1000;
     int64_t backoff = 5000;
     time_t last_good = 0;             /* wall-clock start of the last good cycle */
+    cs_sd_ready ("producer: connected to the differ");
     while (!cs_zmq_interrupted ()) {
         int full = next_full <= next_poll || !last_good;
-        if (sleep_until (full ? next_full : next_poll) != 0)
+        if (sleep_until (&p, full ? next_full : next_poll) != 0)
             break;
         time_t start = time (NULL);
         char since [CS_TIME_LEN];
@@ -276,6 +286,7 @@ main (int argc, char **argv)
                 next_poll = now + wait;
         }
     }
+    cs_sd_stopping ();
     cs_log (p.log, CS_LOG_INFO, "stopped", NULL);
     rc = 0;
 done:

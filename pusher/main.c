@@ -5,6 +5,7 @@
  * when a device refuses the credentials. */
 #include "common/cli.h"
 #include "common/log.h"
+#include "common/sd.h"
 #include "common/zmq.h"
 #include "pusher/isapi.h"
 
@@ -1075,7 +1076,12 @@ main (int argc, char **argv)
         p.devices [i].next_scan = zclock_mono () + (int64_t) cfg->sync.scan_interval * 1000;
     }
     int64_t stop_by = 0;
+    cs_beat_t beat;
+    cs_beat_init (&beat, p.out, CS_STAGE_PUSHER, cfg->pipeline.heartbeat_interval);
+    cs_sd_ready ("pusher: sockets bound");
     while (1) {
+        cs_beat (&beat);
+        cs_sd_alive (NULL);
         if (cs_zmq_interrupted () && !p.stopping) {
             p.stopping = 1;
             stop_by = zclock_mono () + 4000;    /* in-flight requests get this long */
@@ -1132,6 +1138,7 @@ main (int argc, char **argv)
         if (!(zsock_events (p.in) & ZMQ_POLLIN))
             curl_multi_poll (p.multi, &zfd, 1, (int) (wake > 0 ? wake : 1), NULL);
     }
+    cs_sd_stopping ();
     cs_log (p.log, CS_LOG_INFO, "stopped", NULL);
     rc = 0;
 done:

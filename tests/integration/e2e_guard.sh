@@ -73,7 +73,9 @@ run "${AUD[@]}" approve --bogus
 expect_rc 64 "approve with a bad option"
 check "still nothing revoked" test "$(writes)" = 0
 # an approval for a list that is not the one held now is refused
-echo '{"t":"approve","req":7,"n":3}' | "$CS_BIN/msgdump" --send "ipc://$CS_TMP/run/differ.in"
+run bash -c "echo '{\"t\":\"request\",\"req\":7,\"op\":\"approve\",\"n\":3}' | '$CS_BIN/msgdump' --ask 'ipc://$CS_TMP/run/differ.ctl'"
+expect_out '"approved":false' "a stale approval is answered no"
+expect_out "not approved: 20 revocations are held now, not the 3 shown; look again" "and says why"
 for _ in $(seq 1 50); do [ -n "$(audit "SELECT state FROM event WHERE kind = 'guard' AND req = 7")" ] && break; sleep 0.2; done
 check "a stale approval is refused" test "$(audit "SELECT state FROM event WHERE kind = 'guard' AND req = 7")" = stale
 check "and revokes nothing" bash -c "sleep 1; test $(writes) = 0"

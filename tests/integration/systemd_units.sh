@@ -22,6 +22,8 @@ for prog in producer differ pusher auditor; do
     check "the target wants $prog" grep -q "cardsync-$prog.service" "$units/cardsync.target"
     check "$prog stops with the target" grep -qx "PartOf=cardsync.target" "$unit"
     check "$prog: config errors are not restarted in a loop" grep -qx "RestartPreventExitStatus=78" "$unit"
+    check "$prog is Type=notify" grep -qx "Type=notify" "$unit"
+    check "$prog has a watchdog" grep -qE "^WatchdogSec=[0-9]+" "$unit"
     for key in ExecStartPre ExecStart; do
         cmd=$(sed -n "s/^$key=//p" "$unit")
         if [ $key = ExecStart ]; then cmd="$cmd --check-config"; fi

@@ -4,6 +4,8 @@
  *
  *   msgdump --bind ENDPOINT [--until TYPE] [--count N] [--timeout SECONDS] [--quiet 1]
  *   msgdump --send ENDPOINT < lines      (one JSON message a line, PUSH-connected)
+ *   msgdump --ask ENDPOINT < lines       (requests on a DEALER; prints each answer)
+ *   msgdump --blast ENDPOINT --size N    (one frame of N bytes of garbage, PUSH-connected)
  *
  * Exits 0 after --until's message type (or --count messages), 1 on timeout.
  * --quiet 1 decodes but prints nothing (a sink as fast as a real stage). */
@@ -16,21 +18,43 @@
 int
 main (int argc, char **argv)
 {
-    const char *endpoint = NULL, *until = NULL, *send_to = NULL;
+    const char *endpoint = NULL, *until = NULL, *send_to = NULL, *ask = NULL, *blast = NULL;
+    long long size = 0;
     long count = -1, timeout = 30;
     int quiet = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp (argv [i], "--bind")) endpoint = argv [i + 1];
         else if (!strcmp (argv [i], "--until")) until = argv [i + 1];
         else if (!strcmp (argv [i], "--send")) send_to = argv [i + 1];
+        else if (!strcmp (argv [i], "--ask")) ask = argv [i + 1];
+        else if (!strcmp (argv [i], "--blast")) blast = argv [i + 1];
+        else if (!strcmp (argv [i], "--size")) size = strtoll (argv [i + 1], NULL, 10);
         else if (!strcmp (argv [i], "--count")) count = strtol (argv [i + 1], NULL, 10);
         else if (!strcmp (argv [i], "--timeout")) timeout = strtol (argv [i + 1], NULL, 10);
         else if (!strcmp (argv [i], "--quiet")) quiet = !strcmp (argv [i + 1], "1");
     }
-    if (send_to) {
+    if (blast && size > 0) {
+        /* raw, past cs_zmq: a frame no message can be */
+        void *ctx = zmq_ctx_new ();
+        void *out = zmq_socket (ctx, ZMQ_PUSH);
+        char *junk = malloc ((size_t) size);
+        int linger = 5000;
+        zmq_setsockopt (out, ZMQ_LINGER, &linger, sizeof linger);
+        int rc = junk && zmq_connect (out, blast) == 0 ? 0 : 69;
+        if (rc == 0) {
+            memset (junk, 0xc1, (size_t) size);     /* 0xc1: never valid msgpack */
+            rc = zmq_send (out, junk, (size_t) size, 0) == (int) size ? 0 : 1;
+        }
+        free (junk);
+        zmq_close (out);
+        zmq_ctx_term (ctx);
+        return rc;
+    }
+    if (send_to || ask) {
         char error [512];
         cs_zmq_t *z = cs_zmq_new (NULL, error, sizeof error);
-        zsock_t *out = z ? cs_zmq_connect (z, ZMQ_PUSH, send_to, 0, error, sizeof error) : NULL;
+        zsock_t *out = z ? cs_zmq_connect (z, ask ? ZMQ_DEALER : ZMQ_PUSH, ask ? ask : send_to, 0,
+                                           error, sizeof error) : NULL;
         if (!out) {
             fprintf (stderr, "msgdump: %s\n", error);
             return 69;
@@ -47,6 +71,24 @@ main (int argc, char **argv)
                 rc = 65;
             }
             cs_msg_destroy (&m);
+            /* the answers to a request, until one says no more follow */
+            zsock_set_rcvtimeo (out, (int) timeout * 1000);
+            while (ask && rc == 0) {
+                cs_msg_t *a = cs_zmq_recv (out, &err);
+                if (!a) {
+                    fprintf (stderr, "msgdump: no answer: %s\n", err.code ? err.text : "timed out");
+                    rc = 1;
+                    break;
+                }
+                char *json = cs_msg_to_json (a);
+                printf ("%s\n", json);
+                free (json);
+                int more = cs_msg_bool (a, CS_F_MORE);
+                cs_msg_destroy (&a);
+                if (!more)
+                    break;
+            }
+            fflush (stdout);
         }
         zsock_destroy (&out);
         cs_zmq_destroy (&z);

@@ -51,3 +51,38 @@ TEST (retention_keeps_every_tie_made_or_ended)
         cs_msg_destroy (&ev [i]);
     cs_audit_destroy (&a);
 }
+
+/* After its file was lost the auditor holds nothing: the events it gets
+ * (re-sent ones, later ones) wait above a hole until an audit_gap event
+ * names the hole, and then the contiguous mark passes it - but not a hole
+ * no audit_gap names. */
+TEST (an_audit_gap_lets_the_contiguous_mark_pass_what_is_lost)
+{
+    char path [512], error [256];
+    snprintf (path, sizeof path, "%s/audit.db", cs_test_dir ());
+    cs_audit_t *a = cs_audit_open (path, error, sizeof error);
+    REQUIRE (a);
+    int inserted [3];
+    cs_msg_t *later [2] = { event (41, 1, "applied"), event (42, 1, "applied") };
+    CHECK_INT (cs_audit_store (a, later, 2, inserted), 0);
+    CHECK_INT (cs_audit_contiguous (a), 0);           /* 1..40 missing */
+    cs_msg_t *gap [1] = { event (44, 1, "audit_gap") };
+    cs_msg_add_id (gap [0], 1);
+    cs_msg_add_id (gap [0], 40);
+    CHECK_INT (cs_audit_store (a, gap, 1, inserted), 0);
+    CHECK_INT (cs_audit_contiguous (a), 42);          /* 43 is not named: still missing */
+    cs_msg_t *resent [1] = { event (43, 1, "applied") };
+    CHECK_INT (cs_audit_store (a, resent, 1, inserted), 0);
+    CHECK_INT (cs_audit_contiguous (a), 44);
+    CHECK_INT (count (a, "SELECT count (*) FROM gap WHERE first = 1 AND last = 40"), 1);
+    /* the mark survives a restart */
+    cs_audit_destroy (&a);
+    a = cs_audit_open (path, error, sizeof error);
+    REQUIRE (a);
+    CHECK_INT (cs_audit_contiguous (a), 44);
+    cs_msg_destroy (&later [0]);
+    cs_msg_destroy (&later [1]);
+    cs_msg_destroy (&gap [0]);
+    cs_msg_destroy (&resent [0]);
+    cs_audit_destroy (&a);
+}

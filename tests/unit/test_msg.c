@@ -123,9 +123,10 @@ TEST (every_type_round_trips)
     CHECK_STR (cs_msg_str (c, CS_F_PREV_END), "2025-10-01T23:59:59");
     cs_msg_destroy (&c);
     cs_msg_destroy (&m);
-    /* replay with ids */
-    m = cs_msg_new (CS_MSG_REPLAY);
+    /* a replay request with ids */
+    m = cs_msg_new (CS_MSG_REQUEST);
     cs_msg_set_int (m, CS_F_REQ, 5);
+    cs_msg_set_str (m, CS_F_OP, "replay");
     for (uint64_t i = 0; i < 40; i++)
         CHECK (cs_msg_add_id (m, 1000 + i) == 0);
     c = round_trip (m);
@@ -138,7 +139,7 @@ TEST (every_type_round_trips)
     /* the small ones */
     static const cs_msg_type_t small [] = { CS_MSG_ACK, CS_MSG_CYCLE_BEGIN, CS_MSG_SCAN_BEGIN,
                                             CS_MSG_SCAN_END, CS_MSG_COMMAND, CS_MSG_HEALTH,
-                                            CS_MSG_APPROVE };
+                                            CS_MSG_HEARTBEAT };
     for (size_t i = 0; i < sizeof small / sizeof *small; i++) {
         m = cs_msg_new (small [i]);
         cs_msg_set_int (m, CS_F_SEQ, 1);
@@ -153,6 +154,7 @@ TEST (every_type_round_trips)
         cs_msg_set_str (m, CS_F_STATE, "ok");
         cs_msg_set_int (m, CS_F_REQ, 1);
         cs_msg_set_int (m, CS_F_CAP, 3000);
+        cs_msg_set_str (m, CS_F_STAGE, "pusher");
         c = round_trip (m);
         CHECK (c && cs_msg_type (c) == small [i]);
         CHECK_STR (cs_msg_type_name (small [i]), cs_msg_type_name (cs_msg_type (c)));
@@ -576,4 +578,117 @@ TEST (json_round_trip)
     CHECK (cs_msg_from_json ("{\"t\":\"ack\"}", &err) == NULL);
     CHECK_INT (err.code, CS_MSG_E_MISSING);
     CHECK (cs_msg_from_json ("{\"t\":\"ack\",\"seq\":1,\"zzz\":1}", &err) == NULL);
+}
+
+#include <jansson.h>
+
+TEST (answer_document_round_trips)
+{
+    json_t *body = json_pack ("{s:i, s:s, s:b, s:n, s:[{s:s, s:I}, {s:s, s:I}], s:{s:{s:[i]}}}",
+                              "held", 3, "msg", "Åsa's card", "ok", 1, "none",
+                              "rows", "device", "door1", "id", (json_int_t) -5,
+                              "device", "door2", "id", (json_int_t) INT64_MAX,
+                              "deep", "er", "list", 7);
+    cs_msg_t *m = cs_msg_new (CS_MSG_ANSWER);
+    cs_msg_set_int (m, CS_F_REQ, 77);
+    cs_msg_set_bool (m, CS_F_OK, 1);
+    cs_msg_set_bool (m, CS_F_MORE, 1);
+    REQUIRE (cs_msg_set_doc (m, CS_F_BODY, body) == 0);
+    cs_msg_t *c = round_trip (m);
+    REQUIRE (c);
+    CHECK (json_equal (cs_msg_doc (c, CS_F_BODY), body));
+    CHECK (cs_msg_bool (c, CS_F_MORE));
+    /* and through JSON, as tools see it */
+    char *text = cs_msg_to_json (c);
+    cs_msg_t *back = cs_msg_from_json (text, NULL);
+    REQUIRE (back);
+    CHECK (json_equal (cs_msg_doc (back, CS_F_BODY), body));
+    free (text);
+    cs_msg_destroy (&back);
+    cs_msg_destroy (&c);
+    cs_msg_destroy (&m);
+    json_decref (body);
+    /* what a document may not hold: reals, too deep, a body on another type */
+    m = cs_msg_new (CS_MSG_ANSWER);
+    json_t *real = json_pack ("{s:f}", "x", 1.5);
+    CHECK (cs_msg_set_doc (m, CS_F_BODY, real) != 0);
+    json_decref (real);
+    json_t *deep = json_array ();
+    for (int i = 0; i < 10; i++)
+        deep = json_pack ("[o]", deep);
+    CHECK (cs_msg_set_doc (m, CS_F_BODY, deep) != 0);
+    json_decref (deep);
+    cs_msg_destroy (&m);
+    m = cs_msg_new (CS_MSG_ACK);
+    json_t *obj = json_object ();
+    CHECK (cs_msg_set_doc (m, CS_F_BODY, obj) != 0);
+    json_decref (obj);
+    cs_msg_destroy (&m);
+}
+
+TEST (hostile_documents)
+{
+    char text [160];
+    raw_t r;
+    /* nested too deep */
+    raw_init (&r);
+    raw_header (&r, 5, 1, "answer");
+    raw_str (&r, "req"); msgpack_pack_uint64 (&r.pk, 1);
+    raw_str (&r, "ok"); msgpack_pack_true (&r.pk);
+    raw_str (&r, "body");
+    for (int i = 0; i < 40; i++)
+        msgpack_pack_array (&r.pk, 1);
+    msgpack_pack_nil (&r.pk);
+    CHECK_INT (decode_raw (&r, text, sizeof text), CS_MSG_E_WRONG_TYPE);
+    /* a map that claims more entries than there are bytes */
+    raw_init (&r);
+    raw_header (&r, 5, 1, "answer");
+    raw_str (&r, "req"); msgpack_pack_uint64 (&r.pk, 1);
+    raw_str (&r, "ok"); msgpack_pack_true (&r.pk);
+    raw_str (&r, "body");
+    msgpack_pack_map (&r.pk, 1000000);
+    raw_str (&r, "a");
+    CHECK (decode_raw (&r, text, sizeof text) != CS_MSG_E_NONE);
+    /* a key that is not a string */
+    raw_init (&r);
+    raw_header (&r, 5, 1, "answer");
+    raw_str (&r, "req"); msgpack_pack_uint64 (&r.pk, 1);
+    raw_str (&r, "ok"); msgpack_pack_true (&r.pk);
+    raw_str (&r, "body");
+    msgpack_pack_map (&r.pk, 1);
+    msgpack_pack_uint8 (&r.pk, 1);
+    msgpack_pack_true (&r.pk);
+    CHECK_INT (decode_raw (&r, text, sizeof text), CS_MSG_E_BAD_KEY);
+    /* a float inside */
+    raw_init (&r);
+    raw_header (&r, 5, 1, "answer");
+    raw_str (&r, "req"); msgpack_pack_uint64 (&r.pk, 1);
+    raw_str (&r, "ok"); msgpack_pack_true (&r.pk);
+    raw_str (&r, "body");
+    msgpack_pack_array (&r.pk, 1);
+    msgpack_pack_double (&r.pk, 1.5);
+    CHECK (decode_raw (&r, text, sizeof text) != CS_MSG_E_NONE);
+    /* bad UTF-8 in a string */
+    raw_init (&r);
+    raw_header (&r, 5, 1, "answer");
+    raw_str (&r, "req"); msgpack_pack_uint64 (&r.pk, 1);
+    raw_str (&r, "ok"); msgpack_pack_true (&r.pk);
+    raw_str (&r, "body");
+    msgpack_pack_array (&r.pk, 1);
+    msgpack_pack_str (&r.pk, 2);
+    msgpack_pack_str_body (&r.pk, "\xc3\x28", 2);
+    CHECK_INT (decode_raw (&r, text, sizeof text), CS_MSG_E_BAD_VALUE);
+    /* a body where no type has one */
+    raw_init (&r);
+    raw_header (&r, 4, 1, "ack");
+    raw_str (&r, "seq"); msgpack_pack_uint64 (&r.pk, 1);
+    raw_str (&r, "body");
+    msgpack_pack_map (&r.pk, 0);
+    CHECK_INT (decode_raw (&r, text, sizeof text), CS_MSG_E_UNKNOWN_KEY);
+    /* a heartbeat's stage is a short string */
+    raw_init (&r);
+    raw_header (&r, 3, 1, "heartbeat");
+    raw_str (&r, "stage");
+    raw_str (&r, "a-stage-name-far-too-long-for-any");
+    CHECK_INT (decode_raw (&r, text, sizeof text), CS_MSG_E_TOO_LONG);
 }

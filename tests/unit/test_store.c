@@ -114,3 +114,36 @@ TEST (an_ack_beyond_anything_sent_is_ignored)
     CHECK_INT (cs_store_acked (s), 2);
     cs_store_destroy (&s);
 }
+
+/* An ack below what the auditor acknowledged before: its file was lost.
+ * The events it held and the outbox no longer has are named once in an
+ * audit_gap event [first, last]; the acknowledged mark does not go back. */
+TEST (an_ack_below_the_acknowledged_names_the_lost_events_once)
+{
+    char path [512], error [512] = "";
+    snprintf (path, sizeof path, "%s/state.db", cs_test_dir ());
+    cs_store_t *s = cs_store_open (path, NULL, error, sizeof error);
+    REQUIRE (s);
+    for (int i = 0; i < 5; i++)
+        CHECK_INT (cs_store_emit (s, cs_event_new (CS_EV_CYCLE)), 0);
+    CHECK_INT (cs_store_ack (s, 4), 0);
+    cs_store_set_now (s, 12345);
+    CHECK_INT (cs_store_ack (s, 0), 0);             /* a new, empty audit file */
+    CHECK_INT (cs_store_acked (s), 4);
+    CHECK_INT (cs_store_last_seq (s), 6);
+    cs_msg_t **evs = NULL;
+    size_t n = 0;
+    REQUIRE (cs_store_events_after (s, 5, 10, &evs, &n) == 0);
+    REQUIRE (n == 1);
+    CHECK_STR (cs_msg_str (evs [0], CS_F_KIND), "audit_gap");
+    CHECK_INT (cs_msg_id_count (evs [0]), 2);
+    CHECK_INT (cs_msg_id (evs [0], 0), 1);
+    CHECK_INT (cs_msg_id (evs [0], 1), 4);
+    CHECK_INT (cs_msg_int (evs [0], CS_F_COUNT), 4);
+    cs_msg_destroy (&evs [0]);
+    free (evs);
+    CHECK_INT (cs_store_ack (s, 0), 0);             /* said once */
+    CHECK_INT (cs_store_last_seq (s), 6);
+    CHECK_INT (cs_store_meta (s, "audit_gap_ms"), 12345);  /* status shows it for a day */
+    cs_store_destroy (&s);
+}

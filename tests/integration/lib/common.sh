@@ -165,15 +165,15 @@ start_group () {
 sup () { supervisorctl -c "$SUPCONF" "$@"; }
 
 # --- the pipeline: one config, one launch, one wait --------------------------------
-# write_config [--poll D] [--full D] [--orgs LIST] [--all-members] [--cardskipper KEYS]
+# write_config [--poll D] [--full D] [--orgs LIST] [--all-members] [--cardskipper KEYS] [--pipeline KEYS]
 #              [--device KEYS] DEVICE... [-- SECTIONS]
 # writes $CS_TMP/cardsync.ini (sets CS_CONFIG) for the simulators started: the
 # Cardskipper simulator, the named doors (user admin; each one's password from
 # CARDSYNC_DEVICE_<NAME>_PASSWORD), run and state in $CS_TMP. KEYS are more
-# lines for [cardskipper] or for every [device]; SECTIONS (after --) are whole
+# lines for [cardskipper], [pipeline] or every [device]; SECTIONS (after --) are whole
 # sections appended as they are ([sync], [auditor], [notify] ...).
 write_config () {
-    local poll=1s full=1h orgs=1234 active=true devices=() extra="" csk="" dev="" n
+    local poll=1s full=1h orgs=1234 active=true devices=() extra="" csk="" dev="" pl="" n
     while [ $# -gt 0 ]; do
         case "$1" in
             --poll) poll=$2; shift 2 ;;
@@ -182,6 +182,7 @@ write_config () {
             --all-members) active=false; shift ;;
             --cardskipper) csk=$2; shift 2 ;;
             --device) dev=$2; shift 2 ;;
+            --pipeline) pl=$2; shift 2 ;;
             --) extra=$2; shift 2 ;;
             *) devices+=("$1"); shift ;;
         esac
@@ -192,6 +193,7 @@ write_config () {
         printf 'only_active = %s\npoll_interval = %s\nfull_interval = %s\n' "$active" "$poll" "$full"
         [ -n "$csk" ] && printf '%s\n' "$csk"
         printf '[pipeline]\nrun_dir = %s/run\nstate_dir = %s/state\n' "$CS_TMP" "$CS_TMP"
+        [ -n "$pl" ] && printf '%s\n' "$pl"
         for n in "${devices[@]}"; do
             device_sections "$n"
             [ -n "$dev" ] && printf '%s\n' "$dev"
