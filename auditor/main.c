@@ -219,9 +219,11 @@ main (int argc, char **argv)
     cs_beat_init (&beat, a.acks, CS_STAGE_AUDITOR, cfg->pipeline.heartbeat_interval);
     while (!cs_zmq_interrupted ()) {
         cs_beat (&beat);
-        char summary [80];
-        snprintf (summary, sizeof summary, "events up to %lld stored", (long long) a.acked);
-        cs_sd_alive (summary);
+        if (cs_sd_due ()) {
+            char summary [80];
+            snprintf (summary, sizeof summary, "events up to %lld stored", (long long) a.acked);
+            cs_sd_alive (summary);
+        }
         watch_file (&a);
         if (!a.audit) {
             zclock_sleep (1000);        /* events wait in the socket, and then in the outbox */

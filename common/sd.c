@@ -1,6 +1,7 @@
 #include "common/sd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 
@@ -18,14 +19,23 @@ cs_sd_ready (const char *status)
     sd_notifyf (0, "READY=1\nSTATUS=%s", status ? status : "ready");
 }
 
+static long long s_next;        /* when the next WATCHDOG=1 is due */
+
+int
+cs_sd_due (void)
+{
+    static int under = -1;
+    if (under < 0)
+        under = getenv ("NOTIFY_SOCKET") != NULL;
+    return under && now_ms () >= s_next;
+}
+
 void
 cs_sd_alive (const char *status)
 {
-    static long long next;
-    long long now = now_ms ();
-    if (now < next)
+    if (!cs_sd_due ())
         return;
-    next = now + 1000;
+    s_next = now_ms () + 1000;
     if (status)
         sd_notifyf (0, "WATCHDOG=1\nSTATUS=%s", status);
     else

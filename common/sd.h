@@ -8,6 +8,10 @@
 /* READY=1 with a STATUS line. */
 void cs_sd_ready (const char *status);
 
+/* Is a WATCHDOG=1 due (one a second, and only under systemd)? A loop asks
+ * before it builds its STATUS line. */
+int cs_sd_due (void);
+
 /* From the main loop, as often as it likes: WATCHDOG=1 (and STATUS when
  * status is not NULL) at most once a second. */
 void cs_sd_alive (const char *status);

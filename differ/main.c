@@ -211,13 +211,15 @@ main (int argc, char **argv)
     if (!d.live.damaged)
         flush (&d);
     while (!cs_zmq_interrupted ()) {
-        char summary [400];
-        if (d.live.damaged)
-            snprintf (summary, sizeof summary, "%s", d.live.db_error);
-        else
-            snprintf (summary, sizeof summary, "events up to %lld acknowledged by the audit%s%s",
-                      (long long) d.acked_seen, d.live.db_error [0] ? "; state.db: " : "", d.live.db_error);
-        cs_sd_alive (summary);
+        if (cs_sd_due ()) {
+            char summary [400];
+            if (d.live.damaged)
+                snprintf (summary, sizeof summary, "%s", d.live.db_error);
+            else
+                snprintf (summary, sizeof summary, "events up to %lld acknowledged by the audit%s%s",
+                          (long long) d.acked_seen, d.live.db_error [0] ? "; state.db: " : "", d.live.db_error);
+            cs_sd_alive (summary);
+        }
         zsock_t *which = zpoller_wait (poller, 1000);
         if (zpoller_terminated (poller))
             break;

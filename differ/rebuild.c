@@ -105,7 +105,8 @@ cs_rebuild (const cs_config_t *cfg, cs_log_t *log, char *msg, size_t msg_size)
     st = NULL;
     if (sqlite3_prepare_v2 (audit, "SELECT kind, device, employee_no, org, member_id, rule, coalesce (email, '') "
                                    "FROM event WHERE kind IN ('tied', 'untied') AND device IS NOT NULL "
-                                   "AND employee_no IS NOT NULL AND member_id IS NOT NULL ORDER BY seq",
+                                   "AND employee_no IS NOT NULL AND org IS NOT NULL AND member_id IS NOT NULL "
+                                   "AND rule IS NOT NULL ORDER BY seq",
                             -1, &st, NULL) != SQLITE_OK) {
         snprintf (msg, msg_size, "%s: %s", audit_path, sqlite3_errmsg (audit));
         sqlite3_close (audit);
@@ -123,7 +124,6 @@ cs_rebuild (const cs_config_t *cfg, cs_log_t *log, char *msg, size_t msg_size)
     cs_store_t *store = cs_store_open (path, log, error, sizeof error);
     cs_db_t *db = store ? cs_store_db (store) : NULL;
     int rc = db && cs_db_exec (db, "BEGIN") == 0 ? 0 : -1;
-    long ties = 0;
     while (rc == 0 && sqlite3_step (st) == SQLITE_ROW) {
         int made = !strcmp ((const char *) sqlite3_column_text (st, 0), "tied");
         sqlite3_stmt *w = cs_db_stmt (db, made ? "INSERT INTO tie VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING"
@@ -135,7 +135,6 @@ cs_rebuild (const cs_config_t *cfg, cs_log_t *log, char *msg, size_t msg_size)
                 sqlite3_bind_value (w, i, sqlite3_column_value (st, i));
             rc = cs_db_step_done (db, w);
         }
-        ties += made ? 1 : -1;
     }
     sqlite3_finalize (st);
     sqlite3_close (audit);
@@ -162,6 +161,5 @@ cs_rebuild (const cs_config_t *cfg, cs_log_t *log, char *msg, size_t msg_size)
     snprintf (msg, msg_size, "rebuilt %s with %lld ties from the audit (the damaged file is %s%s); "
               "start the group: nothing is planned until a full export and a complete scan of "
               "every device have arrived", path, (long long) kept, path, suffix);
-    (void) ties;
     return 0;
 }

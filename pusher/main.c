@@ -1081,7 +1081,18 @@ main (int argc, char **argv)
     cs_sd_ready ("pusher: sockets bound");
     while (1) {
         cs_beat (&beat);
-        cs_sd_alive (NULL);
+        if (cs_sd_due ()) {
+            /* STATUS=: each device's health and the requests in flight */
+            char summary [300];
+            size_t len = 0;
+            summary [0] = 0;
+            for (size_t i = 0; i < p.device_count && len + 60 < sizeof summary; i++)
+                len += (size_t) snprintf (summary + len, sizeof summary - len, "%s%s %s, %d in flight",
+                                          i ? "; " : "", p.devices [i].cfg->name,
+                                          p.devices [i].health [0] ? p.devices [i].health : "unknown",
+                                          p.devices [i].inflight);
+            cs_sd_alive (summary);
+        }
         if (cs_zmq_interrupted () && !p.stopping) {
             p.stopping = 1;
             stop_by = zclock_mono () + 4000;    /* in-flight requests get this long */

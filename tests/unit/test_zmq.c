@@ -171,6 +171,44 @@ TEST (curve_between_hosts)
     CHECK (m && cs_msg_int (m, CS_F_SEQ) == 1);
     cs_msg_destroy (&m);
 
+    /* the control socket across hosts: a request and its answer, both under CURVE */
+    zsock_t *ctl = cs_zmq_bind (z, ZMQ_ROUTER, "tcp://127.0.0.1:*", 0, error, sizeof error);
+    REQUIRE (ctl);
+    CHECK_INT (zsock_mechanism (ctl), ZMQ_CURVE);
+    char ctl_ep [128];
+    snprintf (ctl_ep, sizeof ctl_ep, "%s", zsock_endpoint (ctl));
+    zsock_t *asker = cs_zmq_connect (z, ZMQ_DEALER, ctl_ep, 0, error, sizeof error);
+    REQUIRE (asker);
+    CHECK_INT (zsock_mechanism (asker), ZMQ_CURVE);
+    m = cs_msg_new (CS_MSG_REQUEST);
+    cs_msg_set_int (m, CS_F_REQ, 9);
+    cs_msg_set_str (m, CS_F_OP, "status");
+    CHECK (cs_zmq_send (asker, m, NULL) == 0);
+    cs_msg_destroy (&m);
+    zsock_set_rcvtimeo (ctl, 5000);
+    zmsg_t *req = zmsg_recv (ctl);
+    REQUIRE (req && zmsg_size (req) == 2);
+    zframe_t *who = zmsg_pop (req);
+    m = cs_msg_new (CS_MSG_ANSWER);
+    cs_msg_set_int (m, CS_F_REQ, 9);
+    cs_msg_set_bool (m, CS_F_OK, 1);
+    uint8_t *data;
+    size_t size;
+    REQUIRE (cs_msg_encode (m, &data, &size, NULL) == 0);
+    cs_msg_destroy (&m);
+    zmsg_t *answer = zmsg_new ();
+    zmsg_append (answer, &who);
+    zmsg_addmem (answer, data, size);
+    free (data);
+    CHECK (zmsg_send (&answer, ctl) == 0);
+    zmsg_destroy (&req);
+    zsock_set_rcvtimeo (asker, 5000);
+    m = cs_zmq_recv (asker, NULL);
+    CHECK (m && cs_msg_type (m) == CS_MSG_ANSWER && cs_msg_int (m, CS_F_REQ) == 9);
+    cs_msg_destroy (&m);
+    zsock_destroy (&asker);
+    zsock_destroy (&ctl);
+
     /* a peer expecting another server key gets nothing through */
     zcert_t *other = zcert_new ();
     cs_pipeline_config_t wrong = pl;
