@@ -20,7 +20,7 @@
 static int
 usage (const char *text, int argc, const char **argv)
 {
-    int asked = argc >= 1 && !strcmp (argv [0], "--help");
+    int asked = argc >= 1 && (!strcmp (argv [0], "--help") || !strcmp (argv [0], "-h"));
     fputs (text, asked ? stdout : stderr);
     return asked ? 0 : EX_USAGE;
 }
@@ -246,7 +246,7 @@ cs_cmd_member (const cs_config_t *cfg, int argc, const char **argv)
 {
     char email [CS_EMAIL_MAX + 1];
     cs_msg_t *req = cs_ctl_request ("member");
-    int json = 0, ok = argc >= 1 && strcmp (argv [0], "--help");
+    int json = 0, ok = argc >= 1 && strcmp (argv [0], "--help") && strcmp (argv [0], "-h");
     for (int i = 0; i < argc && ok; i++) {
         const char *a = argv [i], *v = i + 1 < argc ? argv [i + 1] : NULL;
         char *end = NULL;
@@ -306,7 +306,7 @@ int
 cs_cmd_history (const cs_config_t *cfg, int argc, const char **argv)
 {
     char email [CS_EMAIL_MAX + 1];
-    if (argc < 1 || !strcmp (argv [0], "--help") || cs_email_normalize (argv [0], email) != CS_EMAIL_OK) {
+    if (argc < 1 || !strcmp (argv [0], "--help") || !strcmp (argv [0], "-h") || cs_email_normalize (argv [0], email) != CS_EMAIL_OK) {
         const char *text = "usage: cardsync-auditor history EMAIL [--json]\n"
                  "Everything the audit holds about one member.\n"
                  "example: cardsync-auditor history asa.oberg@example.se\n";

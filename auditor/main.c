@@ -157,8 +157,10 @@ main (int argc, char **argv)
     int rc = cs_cli_parse (&s_spec, argc, argv, &cli);
     if (rc >= 0)
         return rc;
-    cs_config_t *cfg = cs_cli_config (&s_spec, &cli, CS_SECRETS_SMTP, &rc);
-    if (rc >= 0) {
+    /* a command's help needs no config */
+    int help = cli.arg_count > 1 && (!strcmp (cli.args [1], "--help") || !strcmp (cli.args [1], "-h"));
+    cs_config_t *cfg = help ? NULL : cs_cli_config (&s_spec, &cli, CS_SECRETS_SMTP, &rc);
+    if (!help && rc >= 0) {
         cs_config_destroy (&cfg);
         return rc;
     }
@@ -176,6 +178,10 @@ main (int argc, char **argv)
         else if (!strcmp (cmd, "unmatched")) rc = cs_cmd_unmatched (cfg, n, rest);
         else if (!strcmp (cmd, "orphans")) rc = cs_cmd_orphans (cfg, n, rest);
         else if (!strcmp (cmd, "member")) rc = cs_cmd_member (cfg, n, rest);
+        else if (help) {
+            fprintf (stderr, "cardsync-auditor: '%s' is not a command; see --help\n", cmd);
+            rc = EX_USAGE;
+        }
         else {
             fprintf (stderr, "cardsync-auditor: '%s' is not a command (tail, failed, status, "
                      "history, member, unmatched, orphans, held, replay, approve); see --help\n", cmd);

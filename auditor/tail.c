@@ -154,10 +154,13 @@ history (tail_t *t, cs_db_t *db, int64_t after, int64_t ts_ms, long lines)
      * live stream (or the next gap fill), never counted as seen unprinted */
     sqlite3_stmt *st = cs_db_stmt (db, "SELECT coalesce (max (seq), 0) FROM event");
     int64_t top = 0;
-    if (st && sqlite3_step (st) == SQLITE_ROW)
-        top = sqlite3_column_int64 (st, 0);
-    if (st)
-        sqlite3_reset (st);
+    if (!st || sqlite3_step (st) != SQLITE_ROW) {
+        if (st)
+            sqlite3_reset (st);
+        return -1;
+    }
+    top = sqlite3_column_int64 (st, 0);
+    sqlite3_reset (st);
     st = cs_db_stmt (db, lines != 0
         ? "SELECT body FROM (SELECT seq, body FROM event WHERE seq > ?1 AND seq <= ?7 AND ts >= ?2 "
           "AND (?3 IS NULL OR email = ?3) AND (?4 IS NULL OR device = ?4) AND (?5 IS NULL OR kind = ?5) "
@@ -174,7 +177,8 @@ history (tail_t *t, cs_db_t *db, int64_t after, int64_t ts_ms, long lines)
         if (t->type) sqlite3_bind_text (st, 5, t->type, -1, SQLITE_STATIC);
         sqlite3_bind_int64 (st, 6, lines > 0 ? lines : 0);
     }
-    while (sqlite3_step (st) == SQLITE_ROW) {
+    int rc;
+    while ((rc = sqlite3_step (st)) == SQLITE_ROW) {
         const char *raw = (const char *) sqlite3_column_text (st, 0);
         json_t *e = json_loads (raw, 0, NULL);
         if (e)
@@ -182,6 +186,8 @@ history (tail_t *t, cs_db_t *db, int64_t after, int64_t ts_ms, long lines)
         json_decref (e);
     }
     sqlite3_reset (st);
+    if (rc != SQLITE_DONE)
+        return -1;
     /* what the filters left out up to top still counts as seen */
     if (lines != 0 && top > t->last)
         t->last = top;
@@ -261,8 +267,14 @@ cs_tail_run (const cs_config_t *cfg, int argc, const char **argv)
     }
     cs_db_t *db = access (path, R_OK) == 0 ? cs_db_open (path, error, sizeof error) : NULL;
     t.last = t.since;
-    if (db)
-        history (&t, db, t.since, since_ts, t.lines);
+    if ((access (path, R_OK) == 0 && !db) || (db && history (&t, db, t.since, since_ts, t.lines) != 0)) {
+        /* an audit that cannot be read is said so, never shown as empty */
+        fprintf (stderr, "cardsync-auditor tail: cannot read %s: %s\n", path, db ? cs_db_errmsg (db) : error);
+        cs_db_destroy (&db);
+        zsock_destroy (&sub);
+        cs_zmq_destroy (&zmq);
+        return EX_DATAERR;
+    }
     zpoller_t *poller = t.follow ? zpoller_new (sub, NULL) : NULL;
     while (t.follow && !cs_zmq_interrupted ()) {
         zsock_t *which = zpoller_wait (poller, 1000);

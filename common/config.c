@@ -2,6 +2,8 @@
 #include "common/date.h"
 #include "common/email.h"
 
+#include <arpa/inet.h>
+#include <curl/curl.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -510,22 +512,57 @@ get_duration (parser_t *p, section_t *s, const char *key, const char *fallback, 
     *out = v;
 }
 
-/* "host" of a URL, for loopback checks. */
-static int
-url_host_is_loopback (const char *url)
+/* A URL parsed by libcurl (the same parser that will fetch it), or NULL
+ * with why set. A URL with a username or password in it is refused before
+ * anything else, without repeating it: those would be printed and logged. */
+static CURLU *
+parse_url (const char *v, const char *secret_env, char *why, size_t size)
 {
-    const char *h = strstr (url, "://");
-    h = h ? h + 3 : url;
-    const char *at = strchr (h, '@');
-    const char *slash = strchr (h, '/');
-    if (at && (!slash || at < slash))
-        h = at + 1;
-    return strncmp (h, "127.", 4) == 0 || strncmp (h, "localhost", 9) == 0
-           || strncmp (h, "[::1]", 5) == 0;
+    CURLU *u = curl_url ();
+    if (!u) {
+        snprintf (why, size, "out of memory");
+        return NULL;
+    }
+    CURLUcode rc = curl_url_set (u, CURLUPART_URL, v, CURLU_NON_SUPPORT_SCHEME);
+    char *user = NULL, *pass = NULL;
+    if (rc == CURLUE_OK) {
+        curl_url_get (u, CURLUPART_USER, &user, 0);
+        curl_url_get (u, CURLUPART_PASSWORD, &pass, 0);
+    }
+    int userinfo = user || pass || (rc != CURLUE_OK && strchr (v, '@'));
+    curl_free (user);
+    curl_free (pass);
+    if (userinfo) {
+        snprintf (why, size, "must not carry a username or password (the part before '@'): it would be "
+                  "shown and logged; set username = and the password in %s or password_file =", secret_env);
+        curl_url_cleanup (u);
+        return NULL;
+    }
+    if (rc != CURLUE_OK) {
+        snprintf (why, size, "'%s' is not a usable URL (%s)", v, curl_url_strerror (rc));
+        curl_url_cleanup (u);
+        return NULL;
+    }
+    return u;
+}
+
+/* Is the URL's host this machine (127.0.0.0/8, ::1, localhost)? */
+static int
+url_host_is_loopback (CURLU *u)
+{
+    char *host = NULL;
+    if (curl_url_get (u, CURLUPART_HOST, &host, 0) != CURLUE_OK || !host)
+        return 0;
+    struct in_addr a4;
+    int yes = !strcmp (host, "localhost") || !strcmp (host, "[::1]")
+              || (inet_pton (AF_INET, host, &a4) == 1 && (ntohl (a4.s_addr) >> 24) == 127);
+    curl_free (host);
+    return yes;
 }
 
 static void
-get_url (parser_t *p, section_t *s, const char *key, int require_tls_off_loopback, char **out)
+get_url (parser_t *p, section_t *s, const char *key, int require_tls_off_loopback, const char *secret_env,
+         char **out)
 {
     field_t f = field (p, s, key);
     if (!given (&f)) {
@@ -533,21 +570,35 @@ get_url (parser_t *p, section_t *s, const char *key, int require_tls_off_loopbac
         return;
     }
     const char *v = f.value;
-    int https = strncmp (v, "https://", 8) == 0;
-    if (!https && strncmp (v, "http://", 7) != 0) {
+    char why [400];
+    CURLU *u = parse_url (v, secret_env, why, sizeof why);
+    if (!u) {
+        FIELD_ERROR (&f, "%s", why);
+        return;
+    }
+    char *scheme = NULL, *query = NULL, *fragment = NULL;
+    curl_url_get (u, CURLUPART_SCHEME, &scheme, 0);
+    curl_url_get (u, CURLUPART_QUERY, &query, 0);
+    curl_url_get (u, CURLUPART_FRAGMENT, &fragment, 0);
+    int https = scheme && !strcmp (scheme, "https"), http = scheme && !strcmp (scheme, "http");
+    int loopback = url_host_is_loopback (u), extra = query || fragment;
+    curl_free (scheme);
+    curl_free (query);
+    curl_free (fragment);
+    curl_url_cleanup (u);
+    if (!https && !http) {
         FIELD_ERROR (&f, "must start with http:// or https://, not '%s'", v);
         return;
     }
-    const char *host = v + (https ? 8 : 7);
-    if (*host == 0 || *host == '/' || *host == ':' || strpbrk (v, " \t\"'<>\\")) {
+    if (strncmp (v, https ? "https://" : "http://", https ? 8 : 7) || strpbrk (v, " \t\"'<>\\")) {
         FIELD_ERROR (&f, "'%s' is not a usable URL", v);
         return;
     }
-    if (strchr (host, '?') || strchr (host, '#')) {
+    if (extra) {
         FIELD_ERROR (&f, "a base URL takes no query or fragment: '%s'", v);
         return;
     }
-    if (require_tls_off_loopback && !https && !url_host_is_loopback (v)) {
+    if (require_tls_off_loopback && !https && !loopback) {
         FIELD_ERROR (&f, "use https:// (the password would cross the network in clear "
                      "text); http:// is only for 127.0.0.1");
         return;
@@ -791,7 +842,7 @@ endpoint_is_remote (const char *ep)
 static void
 load_cardskipper (parser_t *p, section_t *s, int secrets, cs_cardskipper_config_t *c)
 {
-    get_url (p, s, "url", 1, &c->url);
+    get_url (p, s, "url", 1, "CARDSYNC_CARDSKIPPER_PASSWORD", &c->url);
     get_str (p, s, "username", NULL, 1, &c->username);
     get_secret (p, s, "CARDSYNC_CARDSKIPPER_PASSWORD", secrets & CS_SECRETS_CARDSKIPPER,
                 &c->password, &c->password_source, &c->password_file);
@@ -830,10 +881,10 @@ load_device (parser_t *p, section_t *s, int secrets, cs_device_config_t *d)
 {
     d->name = dup_or_oom (p, s->name);
     d->line = s->line;
-    get_url (p, s, "url", 0, &d->url);
-    get_str (p, s, "username", NULL, 1, &d->username);
     char env [96];
     cs_config_device_env (s->name, env, sizeof env);
+    get_url (p, s, "url", 0, env, &d->url);
+    get_str (p, s, "username", NULL, 1, &d->username);
     get_secret (p, s, env, secrets & CS_SECRETS_DEVICES, &d->password, &d->password_source,
                 &d->password_file);
     field_t tz = field (p, s, "timezone");
@@ -973,6 +1024,13 @@ load_notify (parser_t *p, section_t *s, int secrets, cs_notify_config_t *c)
     if (!given (&url)) {
         if (given (&from) || given (&to))
             FIELD_ERROR (&url, "required when from or to is set (or remove them)");
+        return;
+    }
+    char why [400];
+    CURLU *u = parse_url (url.value, "CARDSYNC_SMTP_PASSWORD", why, sizeof why);
+    curl_url_cleanup (u);
+    if (!u) {
+        FIELD_ERROR (&url, "%s", why);
         return;
     }
     if (strncmp (url.value, "smtp://", 7) != 0 && strncmp (url.value, "smtps://", 8) != 0) {

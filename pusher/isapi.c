@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int
 to_int (const char *text)
@@ -44,6 +45,38 @@ xml_value (const char *body, const char *name, char *out, size_t size)
     return 1;
 }
 
+/* An XML document, whole as far as a glance can tell: after the prolog, a root
+ * element whose closing tag ends the body (or that closes itself), and not
+ * an HTML page. */
+static int
+looks_xml (const char *text)
+{
+    const char *p = text;
+    while (*p == ' ' || (unsigned char) *p == 0xef || (unsigned char) *p == 0xbb || (unsigned char) *p == 0xbf)
+        p++;
+    if (!strncmp (p, "<?", 2)) {
+        const char *q = strstr (p, "?>");
+        if (!q)
+            return 0;
+        for (p = q + 2; *p == ' '; p++)
+            ;
+    }
+    if (p [0] != '<' || !strncasecmp (p, "<html", 5) || !strncasecmp (p, "<!doctype", 9))
+        return 0;
+    size_t name = strcspn (p + 1, " />");
+    if (name == 0 || name > 64)
+        return 0;
+    size_t n = strlen (p);
+    while (n && p [n - 1] == ' ')
+        n--;
+    if (n >= name + 3 && !strncmp (p + n - name - 3, "</", 2) && !strncmp (p + n - name - 1, p + 1, name)
+        && p [n - 1] == '>')
+        return 1;
+    /* <Root .../> alone */
+    const char *close = strchr (p, '>');
+    return close && close == p + n - 1 && close [-1] == '/';
+}
+
 /* One line of a body for a message. */
 static void
 excerpt (const char *body, size_t len, char *out, size_t size)
@@ -72,7 +105,11 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
         out->json = json_loadb (body, len, 0, &err);
     }
     json_t *j = out->json;
+    int has_code = 0;
+    /* a success must be read: a JSON object or an XML document, whole */
+    int readable = json_is_object (j) || (!j && body && looks_xml (text));
     if (j && json_is_object (j) && json_object_get (j, "statusCode")) {
+        has_code = 1;
         json_t *code = json_object_get (j, "statusCode");
         out->code = json_is_integer (code) ? (int) json_integer_value (code)
                   : json_is_string (code) ? to_int (json_string_value (code)) : 0;
@@ -85,8 +122,10 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
     }
     else if (body && strstr (text, "<statusCode>")) {
         char v [32];
-        if (xml_value (text, "statusCode", v, sizeof v))
+        if (xml_value (text, "statusCode", v, sizeof v)) {
             out->code = to_int (v);
+            has_code = 1;
+        }
         xml_value (text, "subStatusCode", out->sub, sizeof out->sub);
         xml_value (text, "statusString", out->msg, sizeof out->msg);
     }
@@ -121,7 +160,18 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
             snprintf (out->msg, sizeof out->msg, "HTTP %ld: %.200s", http, text);
         return;
     }
-    if (http >= 200 && http < 300 && (out->code == 0 || out->code == 1)) {
+    if (http >= 200 && http < 300 && !readable) {
+        /* cut short, empty, or a web page: whatever the device did, it did not say OK */
+        out->cls = CS_CLASS_TRANSIENT;
+        if (len == 0)
+            snprintf (out->msg, sizeof out->msg, "the device answered HTTP %ld with an empty body, "
+                      "not a status", http);
+        else
+            snprintf (out->msg, sizeof out->msg, "the device answered HTTP %ld with a body that "
+                      "cannot be read: %.200s", http, text);
+        return;
+    }
+    if (http >= 200 && http < 300 && (!has_code || out->code == 1)) {
         out->cls = CS_CLASS_OK;
         return;
     }

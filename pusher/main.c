@@ -460,6 +460,11 @@ retry_later (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
     int64_t backoff = 1000LL << (t->attempts < 6 ? t->attempts : 6);   /* 2 s .. 64 s */
     backoff += (int64_t) (zclock_mono () % 1000);                      /* jitter */
     t->not_before = now + backoff;
+    char tries [16], wait [32];
+    snprintf (tries, sizeof tries, "%d", t->attempts);
+    snprintf (wait, sizeof wait, "%.1f", (double) backoff / 1000.0);
+    cs_log (p->log, CS_LOG_INFO, "retry", "device", d->cfg->name, "employee_no",
+            t->no, "tries", tries, "in_s", wait, "msg", o->msg, NULL);
     enqueue (d, t, 1);
 }
 
@@ -592,6 +597,18 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
         t->count++;
     }
     int more = status && !strcmp (status, "MORE") && n > 0 && fresh > 0;
+    /* a list longer than the device says it can hold (a tenth and a page more)
+     * is a device paging without end, not its persons */
+    int64_t room = t->capacity > 0 ? t->capacity + t->capacity / 10 + 30 : 0;
+    if (more && room && (int64_t) t->count > room) {
+        char why [200];
+        snprintf (why, sizeof why, "the device's list goes on past %zu persons although it holds at most "
+                  "%lld (maxRecordNum): the scan is stopped and counts for nothing", t->count,
+                  (long long) t->capacity);
+        send_scan_end (p, d, t, 0, why);
+        task_free (t);
+        return;
+    }
     if (more && t->pages >= MAX_PAGES) {
         /* never a truncated list taken for the whole device */
         char why [128];

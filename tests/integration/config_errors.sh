@@ -82,6 +82,20 @@ for cmd in tail failed status history replay approve; do
     expect_rc 0 "auditor $cmd --help"
     expect_out "example: cardsync-auditor" "auditor $cmd --help has an example"
 done
+# a password inside a URL: refused by every program (78, naming the key), shown by none
+sed 's#^url = http://192.168.1.100#url = http://admin:Hidden-9@192.168.1.100#' cardsync.ini.example > "$CS_TMP/userinfo.ini"
+for prog in producer differ pusher auditor; do
+    for how in --check-config --print-config; do
+        run "$(cs_bin $prog)" --config "$CS_TMP/userinfo.ini" $how
+        expect_rc 78 "$prog $how: a URL with a password is a config error"
+        expect_err "[device door1] url: must not carry a username or password" "$prog $how names the key"
+        expect_no "Hidden-9" "$prog $how never shows the password"
+    done
+done
+run "$(cs_bin pusher)" --config "$CS_TMP/userinfo.ini" --check
+expect_rc 78 "pusher --check refuses it too"
+expect_no "Hidden-9" "and shows no password"
+
 run "$(cs_bin auditor)" --config cardsync.ini.example frobnicate
 expect_rc 64 "an unknown auditor command"
 expect_err "'frobnicate' is not a command" "says so"

@@ -63,6 +63,8 @@ typedef struct {
     int nonce_lifetime_s;
     int close_unless_keepalive; /* Connection: close unless the request asked for keep-alive */
     int storm_s;                /* after a reboot: 401 without a challenge this long */
+    int garble_writes;          /* the next N writes: HTTP 200 with a body cut short, nothing changed */
+    int endless_pages;          /* a scan never ends: every page MORE, past the persons made-up ones */
     int64_t storm_until;        /* ms, monotonic */
     /* state */
     json_t *users;              /* full records, in insertion order */
@@ -735,7 +737,20 @@ handle_search (device_t *d, struct MHD_Connection *conn, const char *url, json_t
     for (json_int_t k = from; k < (json_int_t) json_array_size (matches) && k < from + want; k++)
         json_array_append_new (page, json_deep_copy (json_array_get (matches, (size_t) k)));
     json_decref (matches);
+    pthread_mutex_lock (&d->sim->lock);
+    int endless = d->endless_pages && plain;
+    pthread_mutex_unlock (&d->sim->lock);
+    for (json_int_t k = (json_int_t) json_array_size (page); endless && k < want; k++) {
+        char no [32];
+        snprintf (no, sizeof no, "G%lld", (long long) (start + k));
+        json_array_append_new (page, json_pack ("{s:s, s:s, s:s, s:{s:b, s:s, s:s, s:s}}", "employeeNo", no,
+                                                "name", "Ghost", "userType", "normal", "Valid", "enable", 1,
+                                                "beginTime", "2020-01-01T00:00:00", "endTime",
+                                                "2030-12-31T23:59:59", "timeType", "local"));
+    }
     json_int_t n = (json_int_t) json_array_size (page);
+    if (endless)
+        total = start + n + want;
     const char *status = n == 0 ? "NO MATCH" : start + n < total ? "MORE" : "OK";
     json_t *result = json_pack ("{s:s, s:s, s:I, s:I}", "searchID", search_id,
                                 "responseStatusStrg", status, "numOfMatches", n,
@@ -890,6 +905,20 @@ route (device_t *d, struct MHD_Connection *conn, const char *method, const char 
         json_decref (body);
         err_bad_json_format (&e, "badJsonFormat");
         return reply_error (d, conn, shown, &e, close);
+    }
+    if (is_modify || is_record || is_setup) {
+        pthread_mutex_lock (&d->sim->lock);
+        int garble = d->garble_writes > 0;
+        if (garble) {
+            d->garble_writes--;
+            stat_add (d, NULL, "garbled", 1);
+        }
+        pthread_mutex_unlock (&d->sim->lock);
+        if (garble) {
+            static const char cut [] = "{\"statusCode\": 1, \"statusStr";
+            json_decref (body);
+            return sim_reply (conn, 200, "application/json", cut, strlen (cut), NULL);
+        }
     }
     sim_step_t step;
     if (is_search)
@@ -1046,7 +1075,7 @@ static json_t *
 faults_json (const device_t *d)
 {
     return json_pack ("{s:s, s:s, s:i, s:b, s:b, s:i, s:b, s:b, s:i, s:i, s:i, s:i, s:f, s:f, "
-                      "s:b, s:i, s:b, s:i, s:s}",
+                      "s:b, s:i, s:b, s:i, s:s, s:i, s:b}",
                       "model", d->model, "firmware", d->firmware, "page_cap", d->page_cap,
                       "strict_page", d->strict_page, "errors_200", d->errors_200,
                       "capacity", d->capacity, "alnum_only", d->alnum_only,
@@ -1056,7 +1085,7 @@ faults_json (const device_t *d)
                       "busy_rate", d->busy_rate, "error_rate", d->error_rate, "down", d->down,
                       "nonce_lifetime_s", d->nonce_lifetime_s,
                       "close_unless_keepalive", d->close_unless_keepalive, "storm_s", d->storm_s,
-                      "user", d->user);
+                      "user", d->user, "garble_writes", d->garble_writes, "endless_pages", d->endless_pages);
 }
 
 typedef struct {
@@ -1094,7 +1123,8 @@ apply_faults (device_t *d, json_t *j, char *why, size_t why_size)
         char model [64];
         snprintf (model, sizeof model, "%s", d->strict_page ? "old" : "default");
         profile (d, model);
-        d->latency_ms = d->max_concurrent = d->nonce_lifetime_s = d->storm_s = 0;
+        d->latency_ms = d->max_concurrent = d->nonce_lifetime_s = d->storm_s = d->garble_writes = 0;
+        d->endless_pages = 0;
         d->busy_rate = d->error_rate = 0;
         d->close_unless_keepalive = 0;
         memset (d->clients, 0, sizeof d->clients);
@@ -1122,6 +1152,8 @@ apply_faults (device_t *d, json_t *j, char *why, size_t why_size)
         else if (!strcmp (key, "close_unless_keepalive") && is_bool)
             d->close_unless_keepalive = json_is_true (v);
         else if (!strcmp (key, "storm_s") && is_int) d->storm_s = ival;
+        else if (!strcmp (key, "garble_writes") && is_int) d->garble_writes = ival;
+        else if (!strcmp (key, "endless_pages") && is_bool) d->endless_pages = json_is_true (v);
         else if (!strcmp (key, "password") && json_is_string (v))
             snprintf (d->password, sizeof d->password, "%s", json_string_value (v));
         else if (!strcmp (key, "down") && is_bool) want_down = json_is_true (v);

@@ -220,6 +220,47 @@ TEST (https_required_for_cardskipper_off_loopback)
     free (errors);
 }
 
+/* A URL is read by libcurl's parser, not by its prefix: "localhost.example.com"
+ * is not this machine, and a password inside a URL is refused, never repeated. */
+TEST (urls_parsed_by_curl_and_no_password_in_them)
+{
+    char *e = errors_of ("[cardskipper]\nurl = http://localhost.example.com\nusername = u\n"
+                         "organisation_ids = 1\n[device d]\nurl = http://10.1.1.1\nusername = a\n", 0);
+    REQUIRE (e);
+    CHECK_HAS (e, "cardsync.ini:2: [cardskipper] url: use https://");
+    free (e);
+    static const char *const cases [][3] = {
+        { "[cardskipper]\nurl = https://api@club:Secret1@api.cardskipper.se\nusername = u\norganisation_ids = 1\n"
+          "[device d]\nurl = http://10.1.1.1\nusername = a\n", "[cardskipper] url: must not carry a username or password",
+          "CARDSYNC_CARDSKIPPER_PASSWORD" },
+        { "[cardskipper]\nurl = https://api.cardskipper.se\nusername = u\norganisation_ids = 1\n"
+          "[device door-2]\nurl = http://admin:Secret1@10.0.0.5\nusername = a\n",
+          "[device door-2] url: must not carry a username or password", "CARDSYNC_DEVICE_DOOR_2_PASSWORD" },
+        { "[cardskipper]\nurl = https://api.cardskipper.se\nusername = u\norganisation_ids = 1\n"
+          "[device d]\nurl = http://:Secret1@10.0.0.5\nusername = a\n", "url: must not carry a username or password",
+          "password_file" },
+        { "[cardskipper]\nurl = https://api.cardskipper.se\nusername = u\norganisation_ids = 1\n"
+          "[device d]\nurl = http://10.1.1.1\nusername = a\n[notify]\nsmtp_url = smtp://mail:Secret1@mail.example\n"
+          "from = a@example.se\nto = b@example.se\n", "[notify] smtp_url: must not carry a username or password",
+          "CARDSYNC_SMTP_PASSWORD" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        e = errors_of (cases [i][0], 0);
+        REQUIRE (e);
+        CHECK_HAS (e, cases [i][1]);
+        CHECK_HAS (e, cases [i][2]);
+        CHECK_LACKS (e, "Secret1");
+        free (e);
+    }
+    char *errors = NULL;
+    cs_config_t *cfg = load_text ("[cardskipper]\nurl = http://[::1]:8080\nusername = u\n"
+                                  "organisation_ids = 1\n[device d]\nurl = http://127.1.2.3:9\n"
+                                  "username = a\n", 0, &errors);
+    CHECK (cfg);
+    cs_config_destroy (&cfg);
+    free (errors);
+}
+
 TEST (durations)
 {
     int s = 0;

@@ -21,6 +21,41 @@ TEST (success_needs_status_and_body)
                               "\"subStatusCode\":\"employeeNoAlreadyExist\",\"errorCode\":1610637344,"
                               "\"errorMsg\":\"checkUser\"}", 0), CS_CLASS_EXISTS);
     CHECK_INT (classify (200, "{\"statusCode\":\"6\",\"subStatusCode\":\"deviceUserFull\"}", 0), CS_CLASS_FULL);
+    CHECK_INT (classify (200, "<?xml version=\"1.0\"?>\n<ResponseStatus><statusCode>1</statusCode></ResponseStatus>\n", 0),
+               CS_CLASS_OK);
+}
+
+/* An answer that cannot be read is not a success, whatever its HTTP status:
+ * it is tried again (and never audited as applied). */
+TEST (an_unreadable_2xx_is_not_a_success)
+{
+    static const char *const unreadable [] = {
+        "{\"statusCode\": 1, \"statusStr",                   /* cut short */
+        "",                                                 /* empty */
+        "   ",
+        "<html><body>OK</body></html>",                     /* a web page */
+        "<!DOCTYPE html><html><body>OK</body></html>",
+        "<ResponseStatus><statusCode>1</statusCode>",       /* XML cut short */
+        "OK",
+        "[1, 2",
+        NULL,
+    };
+    for (int i = 0; unreadable [i]; i++) {
+        cs_outcome_t o;
+        cs_isapi_classify (NULL, 200, unreadable [i], strlen (unreadable [i]), 0, &o);
+        CHECK_INT (o.cls, CS_CLASS_TRANSIENT);
+        CHECK_HAS (o.msg, "HTTP 200");
+        cs_outcome_clear (&o);
+    }
+    cs_outcome_t o;
+    cs_isapi_classify (NULL, 200, "{\"statusCode\": 1, \"statusStr", 30, 0, &o);
+    CHECK_HAS (o.msg, "cannot be read: {\"statusCode\": 1, \"statusStr");
+    cs_outcome_clear (&o);
+    cs_isapi_classify (NULL, 204, "", 0, 0, &o);
+    CHECK_STR (o.msg, "the device answered HTTP 204 with an empty body, not a status");
+    cs_outcome_clear (&o);
+    /* a statusCode that is not 1 is not a success either, even 0 */
+    CHECK_INT (classify (200, "{\"statusCode\":0}", 0), CS_CLASS_INVALID);
 }
 
 TEST (classes)
