@@ -37,7 +37,7 @@ static const char *s_section_names [SEC_KINDS] = {
 /* The schema: every key each kind of section accepts. */
 static const char *s_keys [SEC_KINDS][MAX_KEYS] = {
     [SEC_CARDSKIPPER] = { "url", "username", "password_file", "organisation_ids", "roles",
-                          "only_active", "poll_interval", "full_interval", "timeout",
+                          "only_active", "poll_interval", "full_interval", "timeout", "auth_retry_min",
                           "ca_file", NULL },
     [SEC_DEVICE]      = { "url", "username", "password_file", "timezone", "max_inflight",
                           "verify", "ca_file", "pinned_pubkey", "door_right",
@@ -852,6 +852,7 @@ load_cardskipper (parser_t *p, section_t *s, int secrets, cs_cardskipper_config_
     get_duration (p, s, "poll_interval", "5m", 1, 7 * 86400, &c->poll_interval);
     get_duration (p, s, "full_interval", "1h", 1, 30 * 86400, &c->full_interval);
     get_duration (p, s, "timeout", "120s", 1, 3600, &c->timeout);
+    get_duration (p, s, "auth_retry_min", "1m", 1, 3600, &c->auth_retry_min);
     get_path (p, s, "ca_file", PATH_FILE, &c->ca_file);
 }
 
@@ -1277,6 +1278,7 @@ cs_config_print (const cs_config_t *self, FILE *out)
     print_duration (out, "poll_interval", c->poll_interval);
     print_duration (out, "full_interval", c->full_interval);
     print_duration (out, "timeout", c->timeout);
+    print_duration (out, "auth_retry_min", c->auth_retry_min);
     fprintf (out, "ca_file = %s\n", STR (c->ca_file));
     for (size_t i = 0; i < self->device_count; i++) {
         const cs_device_config_t *d = &self->devices [i];

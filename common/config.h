@@ -35,6 +35,7 @@ typedef struct {
     int poll_interval;          /* seconds, incremental (ChangedAt) export */
     int full_interval;          /* seconds, full export */
     int timeout;                /* seconds for one whole export */
+    int auth_retry_min;         /* seconds to wait after a refused login, doubling to an hour */
     char *ca_file;              /* NULL: the system's CAs */
 } cs_cardskipper_config_t;
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_BODY ((size_t) 2 << 30)   /* a bound on an export: 2 GiB */
 #define MAX_ROLES CS_MSG_MAX_ROLES
@@ -108,7 +109,9 @@ on_start (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *
     if (x->failed)
         return;
     if (x->depth == 1) {
-        if (!is (name, "Cardskipper"))
+        if (!strcasecmp ((const char *) name, "html"))
+            fail (x, "Cardskipper answered with an HTML page, not XML (a proxy or an error page?)");
+        else if (!is (name, "Cardskipper"))
             fail (x, "the export's root element is <%s>, not <Cardskipper>", (const char *) name);
         x->saw_root = 1;
         return;
@@ -201,8 +204,11 @@ on_end (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *ur
 static void
 on_doctype (void *ctx, const xmlChar *name, const xmlChar *external, const xmlChar *system)
 {
-    (void) name; (void) external; (void) system;
-    fail (ctx, "the export has a DOCTYPE; refused (entities are not accepted)");
+    (void) external; (void) system;
+    if (name && !strcasecmp ((const char *) name, "html"))
+        fail (ctx, "Cardskipper answered with an HTML page, not XML (a proxy or an error page?)");
+    else
+        fail (ctx, "the export has a DOCTYPE; refused (entities are not accepted)");
 }
 
 static void
@@ -420,7 +426,9 @@ cs_export_run (const cs_cardskipper_config_t *cfg, int64_t org, const char *chan
             curl_easy_getinfo (x->curl, CURLINFO_RESPONSE_CODE, &x->http_status);
     }
     if (rc == CURLE_OK && x->http_status == 200 && !x->failed) {
-        if (xmlParseChunk (x->ctxt, NULL, 0, 1) != 0 || !x->ctxt->wellFormed) {
+        if (x->bytes == 0)
+            fail (x, "Cardskipper answered HTTP 200 with an empty body, not an export");
+        else if (xmlParseChunk (x->ctxt, NULL, 0, 1) != 0 || !x->ctxt->wellFormed) {
             const xmlError *e = xmlCtxtGetLastError (x->ctxt);
             fail (x, "the export is not well-formed XML (line %d): %s", e ? e->line : 0,
                   e && e->message ? e->message : "parse error");

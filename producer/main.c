@@ -251,6 +251,7 @@ main (int argc, char **argv)
     int64_t next_full = zclock_mono ();
     int64_t next_poll = next_full + (int64_t) cs->poll_interval * 1000;
     int64_t backoff = 5000;
+    int64_t auth_wait = 0;            /* after a refused login: the wait, doubling; 0 none */
     time_t last_good = 0;             /* wall-clock start of the last good cycle */
     cs_sd_ready ("producer: connected to the differ");
     while (!cs_zmq_interrupted ()) {
@@ -265,20 +266,39 @@ main (int argc, char **argv)
         if (st == CS_EXPORT_OK) {
             last_good = start;
             backoff = 5000;
+            auth_wait = 0;
             if (full)
                 next_full = now + (int64_t) cs->full_interval * 1000;
             next_poll = now + (int64_t) cs->poll_interval * 1000;
         }
         else if (st == CS_EXPORT_INTERRUPTED)
             break;
+        else if (st == CS_EXPORT_AUTH) {
+            /* credentials are not hammered: after a refused login no export of
+             * either kind for auth_retry_min, then twice that, up to an hour
+             * (and never sooner than the poll would come anyway) */
+            int64_t least = (int64_t) cs->auth_retry_min * 1000;
+            auth_wait = auth_wait ? auth_wait * 2 : least;
+            if (auth_wait > 3600 * 1000)
+                auth_wait = 3600 * 1000;
+            int64_t wait = auth_wait > (int64_t) cs->poll_interval * 1000 ? auth_wait
+                                                                          : (int64_t) cs->poll_interval * 1000;
+            char in [32];
+            snprintf (in, sizeof in, "%lld", (long long) (wait / 1000));
+            cs_log (p.log, CS_LOG_ERROR, "login_refused", "next_try_in_s", in, "msg",
+                    "Cardskipper refused the login: check username and CARDSYNC_CARDSKIPPER_PASSWORD "
+                    "(or password_file); trying again later, less and less often", NULL);
+            if (next_full < now + wait)
+                next_full = now + wait;
+            if (next_poll < now + wait)
+                next_poll = now + wait;
+        }
         else {
-            /* credentials are not hammered: the next try is a whole poll away;
-             * other failures back off, never past the cycle's own interval */
+            /* other failures back off, never past the cycle's own interval */
             int64_t interval = (int64_t) (full ? cs->full_interval : cs->poll_interval) * 1000;
             int64_t cap = interval < 300000 ? interval : 300000;
-            int64_t wait = st == CS_EXPORT_AUTH ? (int64_t) cs->poll_interval * 1000
-                                                : backoff < cap ? backoff : cap;
-            if (st != CS_EXPORT_AUTH && backoff < cap)
+            int64_t wait = backoff < cap ? backoff : cap;
+            if (backoff < cap)
                 backoff *= 2;
             if (full)
                 next_full = now + wait;

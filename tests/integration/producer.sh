@@ -109,6 +109,8 @@ fail_case "a 429" "fail_status=429" 75 "HTTP 429"
 fail_case "a truncated export" "truncate_after=900" 75 "partial file"
 fail_case "a stalled export" "stall_after=900 stall_ms=10000" 75 "no complete answer within 3 s"
 fail_case "entities in the export" "doctype=true" 65 "has a DOCTYPE; refused"
+fail_case "an empty 200" "body200=empty" 65 "Cardskipper answered HTTP 200 with an empty body, not an export"
+fail_case "an HTML page with 200" "body200=html" 65 "Cardskipper answered with an HTML page, not XML"
 fail_case "no right to export" "forbid_export=true" 77 "HTTP 403 (the account lacks the API right"
 $CTL reset-faults >/dev/null
 CARDSYNC_CARDSKIPPER_PASSWORD=Not-It-42 fail_case "a wrong password" "" 77 "HTTP 401 (the username or password is wrong)"

@@ -198,6 +198,7 @@ typedef struct {
     int64_t forbidden_orgs [8];
     int lenient;                /* accept the seeds' element-text request form */
     int doctype;                /* an export that declares entities (billion laughs) */
+    char body200 [8];           /* "empty" or "html": the export answers 200 with that instead */
 } faults_t;
 
 typedef struct {
@@ -1048,6 +1049,14 @@ api_handler (void *cls, struct MHD_Connection *conn, const char *method, const c
         json_decref (seen);
         return api_error (sim, conn, 403, "The account is not authorised for this organisation.");
     }
+    if (f.body200 [0]) {
+        static const char page [] = "<!DOCTYPE html>\n<html><head><title>Welcome</title></head>"
+                                    "<body><p>Please log in to the portal.</p></body></html>\n";
+        int html = !strcmp (f.body200, "html");
+        json_decref (seen);
+        return sim_reply (conn, 200, html ? "text/html" : "application/xml", html ? page : "",
+                          html ? strlen (page) : 0, NULL);
+    }
     export_t *x = calloc (1, sizeof *x);
     if (!x) {
         json_decref (seen);
@@ -1095,7 +1104,7 @@ faults_json (const faults_t *f)
     for (int k = 0; k < 8; k++)
         if (f->forbidden_orgs [k])
             json_array_append_new (orgs, json_integer (f->forbidden_orgs [k]));
-    return json_pack ("{s:i, s:i, s:i, s:b, s:I, s:I, s:i, s:b, s:s, s:b, s:b, s:b, s:o, s:b, s:b}",
+    return json_pack ("{s:i, s:i, s:i, s:b, s:I, s:I, s:i, s:b, s:s, s:b, s:b, s:b, s:o, s:b, s:b, s:s}",
                       "latency_ms", f->latency_ms, "fail_status", f->fail_status,
                       "fail_count", f->fail_count, "html_errors", f->html_errors,
                       "truncate_after", (json_int_t) f->truncate_after,
@@ -1103,7 +1112,7 @@ faults_json (const faults_t *f)
                       "bom", f->bom, "date_format", f->date_format,
                       "omit_empty_members", f->omit_empty_members, "empty", f->empty,
                       "forbid_export", f->forbid_export, "forbidden_orgs", orgs,
-                      "lenient", f->lenient, "doctype", f->doctype);
+                      "lenient", f->lenient, "doctype", f->doctype, "body200", f->body200);
 }
 
 static int
@@ -1131,6 +1140,9 @@ apply_faults (faults_t *f, json_t *j, char *why, size_t why_size)
         else if (!strcmp (key, "forbid_export") && is_bool) next.forbid_export = json_is_true (v);
         else if (!strcmp (key, "lenient") && is_bool) next.lenient = json_is_true (v);
         else if (!strcmp (key, "doctype") && is_bool) next.doctype = json_is_true (v);
+        else if (!strcmp (key, "body200") && json_is_string (v)
+                 && (!strcmp (json_string_value (v), "empty") || !strcmp (json_string_value (v), "html")))
+            snprintf (next.body200, sizeof next.body200, "%s", json_string_value (v));
         else if (!strcmp (key, "date_format") && json_is_string (v)) {
             const char *s = json_string_value (v);
             if (strcmp (s, "midnight") && strcmp (s, "date") && strcmp (s, "fraction")
