@@ -48,7 +48,8 @@ TEST (an_unreadable_2xx_is_not_a_success)
         cs_outcome_clear (&o);
     }
     cs_outcome_t o;
-    cs_isapi_classify (NULL, 200, "{\"statusCode\": 1, \"statusStr", 30, 0, &o);
+    static const char cut [] = "{\"statusCode\": 1, \"statusStr";
+    cs_isapi_classify (NULL, 200, cut, strlen (cut), 0, &o);
     CHECK_HAS (o.msg, "cannot be read: {\"statusCode\": 1, \"statusStr");
     cs_outcome_clear (&o);
     cs_isapi_classify (NULL, 204, "", 0, 0, &o);
