@@ -5,6 +5,7 @@
 #include "auditor/ctl.h"
 #include "auditor/tail.h"
 #include "common/cli.h"
+#include "common/date.h"
 #include "common/db.h"
 #include "common/email.h"
 
@@ -334,9 +335,8 @@ status_from_audit (const cs_config_t *cfg)
                                             "WHERE kind = 'cycle' ORDER BY seq DESC LIMIT 1") : NULL;
     printf ("from the audit alone (%s):\n", path);
     if (st && sqlite3_step (st) == SQLITE_ROW) {
-        time_t t = (time_t) (sqlite3_column_int64 (st, 0) / 1000);
-        char w [32];
-        strftime (w, sizeof w, "%Y-%m-%d %H:%M:%S", localtime (&t));
+        char w [CS_TIME_TEXT_LEN];
+        cs_time_text (sqlite3_column_int64 (st, 0), w);
         printf ("  last export:  %s  %s, %lld members%s%s\n", w, sqlite3_column_text (st, 1),
                 (long long) sqlite3_column_int64 (st, 2), *sqlite3_column_text (st, 3) ? ": " : "",
                 sqlite3_column_text (st, 3));
@@ -347,9 +347,8 @@ status_from_audit (const cs_config_t *cfg)
         sqlite3_reset (st);
     st = db ? cs_db_stmt (db, "SELECT max (ts), count (*) FROM event") : NULL;
     if (st && sqlite3_step (st) == SQLITE_ROW && sqlite3_column_type (st, 0) != SQLITE_NULL) {
-        time_t t = (time_t) (sqlite3_column_int64 (st, 0) / 1000);
-        char w [32];
-        strftime (w, sizeof w, "%Y-%m-%d %H:%M:%S", localtime (&t));
+        char w [CS_TIME_TEXT_LEN];
+        cs_time_text (sqlite3_column_int64 (st, 0), w);
         printf ("  last event:   %s (%lld events held)\n", w, (long long) sqlite3_column_int64 (st, 1));
     }
     if (st)

@@ -1,4 +1,5 @@
 #include "auditor/notify.h"
+#include "common/date.h"
 #include "common/vocab.h"
 
 #include <curl/curl.h>
@@ -92,15 +93,6 @@ col (sqlite3_stmt *st, int i)
 {
     const char *v = (const char *) sqlite3_column_text (st, i);
     return v ? v : "";
-}
-
-static void
-when (int64_t ms, char out [32])
-{
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    localtime_r (&t, &tm);
-    strftime (out, 32, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 /* A device's words on one line of a mail: no control characters, clipped. */
@@ -258,7 +250,7 @@ cs_notify_tick (cs_notify_t *self, int64_t now_ms)
         while (sqlite3_step (st) == SQLITE_ROW) {
             int kind = cs_event_kind_parse (col (st, 2));
             char w [32], words [400];
-            when (sqlite3_column_int64 (st, 1), w);
+            cs_time_text (sqlite3_column_int64 (st, 1), w);
             one_line (col (st, 6), words, sizeof words);
             failed += kind == CS_EV_FAILED;
             paused += kind == CS_EV_HEALTH;
@@ -280,7 +272,7 @@ cs_notify_tick (cs_notify_t *self, int64_t now_ms)
              (long long) mailed + 1);
     if (export_alert) {
         char w [32], words [400] = "no export has arrived";
-        when (good, w);
+        cs_time_text (good, w);
         st = cs_db_stmt (self->db, "SELECT msg FROM event WHERE kind = 'cycle' AND state = 'ignored' "
                                    "AND ts > ?1 ORDER BY seq DESC LIMIT 1");
         if (st) {
@@ -298,7 +290,7 @@ cs_notify_tick (cs_notify_t *self, int64_t now_ms)
                                   failures, paused ? " device paused," : "",
                                   guards ? " guard tripped," : "", export_alert ? " exports failing," : "");
     subject [n - 1] = 0;        /* the last comma; n is 148 at most, never cut */
-    when (meta_get (self->db, "mailed_ms", self->started_ms), since);
+    cs_time_text (meta_get (self->db, "mailed_ms", self->started_ms), since);
 
     buf_t msg = { 0 };
     put (&msg, "Date: %s\r\nFrom: cardsync <%s>\r\nTo: ", date, c->from);

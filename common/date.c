@@ -385,3 +385,12 @@ cs_time_to_utc (const char *local, const char *tz, time_t *out)
     *out = best;
     return 0;
 }
+
+void
+cs_time_text (int64_t ms, char out [CS_TIME_TEXT_LEN])
+{
+    time_t t = (time_t) (ms / 1000);
+    struct tm tm;
+    localtime_r (&t, &tm);
+    strftime (out, CS_TIME_TEXT_LEN, "%Y-%m-%d %H:%M:%S", &tm);
+}

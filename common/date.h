@@ -68,6 +68,11 @@ int cs_time_local (time_t t, const char *tz, char out [CS_TIME_LEN]);
 /* The calendar day of instant t in tz. */
 int cs_day_local (time_t t, const char *tz, cs_day_t *out);
 
+#define CS_TIME_TEXT_LEN 32
+/* The instant ms (since 1970) as this host's local "YYYY-MM-DD HH:MM:SS",
+ * for people (status, mails, the audit's lists). */
+void cs_time_text (int64_t ms, char out [CS_TIME_TEXT_LEN]);
+
 /* The instant of a naive local time in tz. A time skipped by a DST change
  * moves forward by the change; a repeated one takes its first occurrence. */
 int cs_time_to_utc (const char *local, const char *tz, time_t *out);

@@ -63,20 +63,11 @@ cs_control_sock (cs_control_t *self)
 
 /* --- helpers ------------------------------------------------------------------------ */
 
-static void
-when (int64_t ms, char out [32])
-{
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    localtime_r (&t, &tm);
-    strftime (out, 32, "%Y-%m-%d %H:%M:%S", &tm);
-}
-
 static json_t *
 when_json (int64_t ms)
 {
-    char w [32];
-    when (ms, w);
+    char w [CS_TIME_TEXT_LEN];
+    cs_time_text (ms, w);
     return json_string (w);
 }
 

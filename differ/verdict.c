@@ -1,4 +1,5 @@
 #include "differ/verdict.h"
+#include "common/date.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -24,15 +25,6 @@ need (out_t *o, const char *fmt, ...)
     va_end (ap);
     o->say (o->arg, line);
     o->count++;
-}
-
-static void
-when (int64_t ms, char out [32])
-{
-    time_t t = (time_t) (ms / 1000);
-    struct tm tm;
-    localtime_r (&t, &tm);
-    strftime (out, 32, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
 static void
@@ -72,8 +64,8 @@ pipeline (const cs_verdict_facts_t *f, out_t *o)
               (long long) f->outbox, f->outbox == 1 ? "" : "s");
     }
     if (f->gap_ms && f->now_ms - f->gap_ms < CS_VERDICT_GAP_SHOWN_MS) {
-        char w [32];
-        when (f->gap_ms, w);
+        char w [CS_TIME_TEXT_LEN];
+        cs_time_text (f->gap_ms, w);
         need (o, "the audit lost events it cannot get back (%s; see cardsync-auditor tail --type audit_gap)", w);
     }
     if (f->disk_known && (f->disk_free < CS_VERDICT_DISK_MIN_BYTES || f->disk_percent < CS_VERDICT_DISK_MIN_PERCENT))
@@ -89,8 +81,8 @@ exports (const cs_verdict_facts_t *f, out_t *o)
     if (!f->export_ok_ms)
         need (o, "no good export has arrived yet");
     else if (f->now_ms - f->export_ok_ms > (int64_t) f->export_alert_after * 1000) {
-        char w [32];
-        when (f->export_ok_ms, w);
+        char w [CS_TIME_TEXT_LEN];
+        cs_time_text (f->export_ok_ms, w);
         need (o, "no good export since %s (export_alert_after is %d s)", w, f->export_alert_after);
     }
 }
@@ -122,8 +114,8 @@ devices (const cs_verdict_facts_t *f, out_t *o)
         if (!d->scanned)
             need (o, "device %s has not been scanned yet: nothing is synced to it", d->name);
         else if (f->now_ms - d->scan_ms > stale_after) {
-            char w [32];
-            when (d->scan_ms, w);
+            char w [CS_TIME_TEXT_LEN];
+            cs_time_text (d->scan_ms, w);
             need (o, "device %s: no good scan since %s (scan_interval is %d s)", d->name,
                   d->scan_ms ? w : "before this version", f->scan_interval);
         }
