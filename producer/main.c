@@ -110,9 +110,10 @@ send_frame (producer_t *p, cs_msg_type_t type, int full, int ok, const char *err
     cs_msg_destroy (&msg);
 }
 
-/* One cycle over every configured organisation. */
+/* One cycle over every configured organisation; *http is the last answer's
+ * HTTP status (0 if there was none). */
 static cs_export_status_t
-run_cycle (producer_t *p, int full, const char *changed_at)
+run_cycle (producer_t *p, int full, const char *changed_at, long *http)
 {
     const cs_cardskipper_config_t *cs = &p->cfg->cardskipper;
     p->cycle = (uint64_t) now_ms ();
@@ -139,6 +140,7 @@ run_cycle (producer_t *p, int full, const char *changed_at)
             "full", full ? "true" : "false", "ok", ok ? "true" : "false", "members", members,
             "bytes", size, "seconds", secs, "changed_at", full ? "" : changed_at,
             "error", ok ? NULL : r.error, NULL);
+    *http = r.http_status;
     return r.status;
 }
 
@@ -241,7 +243,8 @@ main (int argc, char **argv)
     cs_log (p.log, CS_LOG_INFO, "started", "url", cfg->cardskipper.url,
             "differ", cfg->pipeline.differ_in, NULL);
     if (cs_cli_value (&s_spec, &cli, "once")) {
-        cs_export_status_t st = run_cycle (&p, 1, NULL);
+        long http = 0;
+        cs_export_status_t st = run_cycle (&p, 1, NULL, &http);
         rc = st == CS_EXPORT_OK ? 0 : st == CS_EXPORT_AUTH ? EX_NOPERM
            : st == CS_EXPORT_FAILED ? EX_DATAERR : EX_TEMPFAIL;
         goto done;
@@ -261,7 +264,8 @@ main (int argc, char **argv)
         time_t start = time (NULL);
         char since [CS_TIME_LEN];
         changed_since (last_good, since);
-        cs_export_status_t st = run_cycle (&p, full, since);
+        long http = 0;
+        cs_export_status_t st = run_cycle (&p, full, since, &http);
         int64_t now = zclock_mono ();
         if (st == CS_EXPORT_OK) {
             last_good = start;
@@ -283,11 +287,17 @@ main (int argc, char **argv)
                 auth_wait = 3600 * 1000;
             int64_t wait = auth_wait > (int64_t) cs->poll_interval * 1000 ? auth_wait
                                                                           : (int64_t) cs->poll_interval * 1000;
-            char in [32];
+            char in [32], status [16];
             snprintf (in, sizeof in, "%lld", (long long) (wait / 1000));
-            cs_log (p.log, CS_LOG_ERROR, "login_refused", "next_try_in_s", in, "msg",
-                    "Cardskipper refused the login: check username and CARDSYNC_CARDSKIPPER_PASSWORD "
-                    "(or password_file); trying again later, less and less often", NULL);
+            snprintf (status, sizeof status, "%ld", http);
+            cs_log (p.log, CS_LOG_ERROR, "login_refused", "http", status, "next_try_in_s", in, "msg",
+                    http == 403
+                    ? "Cardskipper refused the call (403): the account lacks the API right for this "
+                      "call or organisation; ask Cardskipper support to grant it. Trying again "
+                      "later, less and less often"
+                    : "Cardskipper refused the login (401): check username and "
+                      "CARDSYNC_CARDSKIPPER_PASSWORD (or password_file); trying again later, "
+                      "less and less often", NULL);
             if (next_full < now + wait)
                 next_full = now + wait;
             if (next_poll < now + wait)

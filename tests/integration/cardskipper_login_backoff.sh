@@ -29,7 +29,18 @@ sys.exit(0 if ok else 1)' $gaps
 }
 check "the waits are auth_retry_min, then doubling (1, 2, 4, 8 s)" doubling
 check "each refusal says what to check and when it tries again" \
-    grep -q 'level=error stage=producer event=login_refused next_try_in_s=1 msg="Cardskipper refused the login: check username and CARDSYNC_CARDSKIPPER_PASSWORD' "$CS_TMP/producer.log"
+    grep -q 'level=error stage=producer event=login_refused http=401 next_try_in_s=1 msg="Cardskipper refused the login (401): check username and CARDSYNC_CARDSKIPPER_PASSWORD' "$CS_TMP/producer.log"
 named () { status "any('the last export was ignored' in a and '401' in a for a in j['attention'])"; }
 wait_until "status names the refused login" 10 is True named
+
+# a 403 is not a wrong password: the message says what to ask for instead
+stop_pipeline
+unset CARDSYNC_CARDSKIPPER_PASSWORD
+write_config --poll 1s --cardskipper 'auth_retry_min = 1s' door1
+check "no export right" scripts/cardskipper-ctl fault forbid_export=true
+: > "$CS_TMP/producer.log"
+start_pipeline differ producer
+forbidden () { grep -q 'event=login_refused http=403 .*lacks the API right' "$CS_TMP/producer.log"; }
+wait_until "a 403 says the account lacks the API right" 10 forbidden
+check "and does not blame the password" bash -c "! grep 'http=403' '$CS_TMP/producer.log' | grep -q password"
 finish
