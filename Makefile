@@ -5,6 +5,7 @@
 #   make asan       the same tests built with ASan + UBSan
 #   make run        run the pipeline on the bundled simulators
 #   make bench      performance figures
+#   make fuzz       each libFuzzer harness for FUZZ_S seconds (default 60)
 
 # BUILD=asan builds into build/asan and bin/asan with sanitizers.
 BUILD   ?= release
@@ -12,6 +13,13 @@ ifeq ($(BUILD),asan)
   OUT     := build/asan
   BINDIR  := bin/asan
   SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  OPTFLAGS := -O1
+else ifeq ($(BUILD),fuzz)
+  # libFuzzer harnesses (tests/fuzz): clang, the code under test instrumented
+  CC      := clang
+  OUT     := build/fuzz
+  BINDIR  := bin/fuzz
+  SANFLAGS := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
   OPTFLAGS := -O1
 else
   OUT     := build
@@ -21,13 +29,15 @@ else
 endif
 
 CC      ?= cc
-PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih libsystemd
-TOOLS   := supervisord valgrind python3 curl sqlite3 systemd-analyze
+PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih libsystemd libidn2
+TOOLS   := supervisord valgrind python3 curl sqlite3 systemd-analyze clang
 
 # A missing library means a fresh machine: install what is missing, once, and say so.
 ifeq ($(filter clean,$(MAKECMDGOALS)),)
   DEPS_OK := $(shell pkg-config --exists $(PKGS_CORE) libmicrohttpd gnutls \
                && (pkg-config --exists msgpack-c || pkg-config --exists msgpack) \
+               && test -r /usr/include/unicase.h \
+               && test -n "$$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer-x86_64.a' 2>/dev/null)" \
                && command -v $(TOOLS) >/dev/null 2>&1 && echo yes)
   ifneq ($(DEPS_OK),yes)
     $(info make: pkg-config cannot find some libraries (or a test tool is missing); running scripts/install-deps)
@@ -46,7 +56,7 @@ CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -g $(WARN) $(SANFLAGS) -I. \
            $(shell pkg-config --cflags $(PKGS))
 LDFLAGS += $(SANFLAGS)
-LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lm
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lunistring -lm
 
 COMMON_SRC := $(wildcard common/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(OUT)/%.o)
@@ -65,7 +75,7 @@ SIM_LIB    := $(OUT)/tests/sim/simhttp.o
 SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd gnutls)
 SIM_LIBS   := $(shell pkg-config --libs libmicrohttpd gnutls) -lpthread
 
-.PHONY: all check memcheck asan run bench demo install clean tests sims
+.PHONY: all check memcheck asan run bench demo install clean tests sims fuzz fuzz-bins
 # keep the objects make would otherwise delete as intermediates
 .SECONDARY:
 all: $(BINS)
@@ -107,6 +117,7 @@ $(BINDIR)/msgdump: $(OUT)/tests/sim/msgdump.o $(LIBCS)
 
 # unit tests of a program's modules link those modules too
 $(BINDIR)/tests/test_isapi: $(OUT)/pusher/isapi.o
+$(BINDIR)/tests/test_export: $(OUT)/producer/export.o
 $(BINDIR)/tests/test_store: $(OUT)/differ/store.o
 $(BINDIR)/tests/test_audit: $(OUT)/auditor/store.o
 $(BINDIR)/tests/test_verdict: $(OUT)/differ/verdict.o
@@ -122,7 +133,27 @@ $(BINDIR)/tests/test_plan: $(OUT)/tests/unit/test_plan.o $(TEST_LIB) $(LIBCS) $(
 	@if nm -u $@ | grep -E ' (sqlite3_|zmq_|zsock_|zclock_|zsys_|time@|time$$|clock_gettime|gettimeofday)'; then \
 	    echo "$@: the planner must not use SQLite, ZeroMQ or the clock"; rm -f $@; exit 1; fi
 
+# The fuzz harnesses: every parser of outside bytes, built with clang and
+# libFuzzer into bin/fuzz (make BUILD=fuzz fuzz-bins). make check runs a
+# short smoke of each (tests/integration/fuzz_smoke.sh); make fuzz runs each
+# for FUZZ_S seconds on a copy of its seed corpus (tests/fuzz/corpus).
+FUZZ_TARGETS := email date msg isapi export config
+FUZZ_S       ?= 60
+$(BINDIR)/fuzz_isapi: $(OUT)/pusher/isapi.o
+$(BINDIR)/fuzz_export: $(OUT)/producer/export.o
+
+$(BINDIR)/fuzz_%: $(OUT)/tests/fuzz/fuzz_%.o $(LIBCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $(filter %.o,$^) $(LIBCS) $(LDLIBS)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(BINDIR)/fuzz_%)
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-bins
+	@tests/fuzz/run --seconds $(FUZZ_S) $(FUZZ_TARGETS)
+
 check: tests
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-bins
 	@tests/run --bin $(BINDIR)
 
 memcheck:
@@ -131,6 +162,7 @@ memcheck:
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=asan tests
+	@$(MAKE) --no-print-directory BUILD=fuzz fuzz-bins
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=1 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	 tests/run --bin bin/asan

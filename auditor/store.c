@@ -38,6 +38,14 @@ static const char *SCHEMA [] = {
     "CREATE INDEX event_member ON event (member_id, seq);",
     /* 3: events the differ says are lost (audit_gap): the contiguous mark passes them */
     "CREATE TABLE gap (first INTEGER NOT NULL, last INTEGER NOT NULL, PRIMARY KEY (first, last));",
+    /* 4: addresses are normalised for Unicode too (common/email.h): events
+     * that name one that can change (non-ASCII, or an xn-- domain) take the
+     * new form, so that history and tail --email keep finding them */
+    "UPDATE event SET email = coalesce (cs_email (email), email)"
+    "  WHERE email GLOB '*[^ -~]*' OR email LIKE '%xn--%';"
+    "UPDATE event SET body = json_set (body, '$.email', email)"
+    "  WHERE (email GLOB '*[^ -~]*' OR email LIKE '%xn--%') AND json_valid (body)"
+    "  AND json_extract (body, '$.email') IS NOT email;",
 };
 
 struct _cs_audit_t {

@@ -1,4 +1,5 @@
 #include "common/db.h"
+#include "common/email.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,20 @@ fail (cs_db_t *self, const char *fmt, ...)
     snprintf (self->error, sizeof self->error, "%s: %s", self->path, what);
 }
 
+/* SQL cs_email (x): x's normal form (common/email.h), or NULL if x is not an
+ * address; for migrations that bring stored addresses to a new form. */
+static void
+sql_email (sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    (void) argc;
+    const char *in = (const char *) sqlite3_value_text (argv [0]);
+    char norm [CS_EMAIL_MAX + 1];
+    if (in && cs_email_normalize (in, norm) == CS_EMAIL_OK)
+        sqlite3_result_text (ctx, norm, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_result_null (ctx);
+}
+
 cs_db_t *
 cs_db_open (const char *path, char *error, size_t error_size)
 {
@@ -53,6 +68,9 @@ cs_db_open (const char *path, char *error, size_t error_size)
         return NULL;
     }
     sqlite3_extended_result_codes (self->handle, 1);
+    sqlite3_create_function (self->handle, "cs_email", 1,
+                             SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                             sql_email, NULL, NULL);
     sqlite3_busy_timeout (self->handle, CS_DB_BUSY_TIMEOUT_MS);
     /* journal_mode answers with a row: check it really is WAL */
     sqlite3_stmt *stmt = NULL;

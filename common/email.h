@@ -1,6 +1,9 @@
 /* cs_email: the one way cardsync compares e-mail addresses.
- * Normalising trims blanks (ASCII and no-break spaces) and lower-cases ASCII
- * letters; the checks catch what is surely not an address. */
+ * Normalising trims blanks (ASCII and no-break spaces), folds the case of the
+ * part before '@' in NFC (libunistring: ÅSA, åsa and a decomposed å are one),
+ * and maps the domain by UTS #46 (libidn2), keeping its Unicode form
+ * (FÖRENING.SE and xn--frening-90a.se become förening.se). The checks catch
+ * what is surely not an address. Normalising a normal form changes nothing. */
 #ifndef CS_EMAIL_H
 #define CS_EMAIL_H
 

@@ -5,6 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* SQL that brings column col of table t to the current normal form of an
+ * e-mail address where it may differ from the ASCII-only one of before. */
+#define MIGRATE_EMAIL(t, col) \
+    "UPDATE " t " SET " col " = coalesce (cs_email (" col "), " col ")" \
+    "  WHERE " col " GLOB '*[^ -~]*' OR " col " LIKE '%xn--%';"
+
 static const char *SCHEMA [] = {
     /* 1 */
     "CREATE TABLE record ("             /* members as the last good cycles gave them */
@@ -80,6 +86,17 @@ static const char *SCHEMA [] = {
      * scanned.ts is the last complete scan */
     "CREATE TABLE export (id INTEGER PRIMARY KEY CHECK (id = 1), ts INTEGER NOT NULL,"
     "  result TEXT NOT NULL, count INTEGER NOT NULL, msg TEXT, ok_ts INTEGER NOT NULL DEFAULT 0);",
+    /* 10: addresses are normalised for Unicode too (common/email.h): the
+     * stored ones that can change (non-ASCII, or an xn-- domain) take the new
+     * form; one that no longer normalises keeps what it had */
+    MIGRATE_EMAIL ("record", "email")
+    MIGRATE_EMAIL ("tie", "via")
+    MIGRATE_EMAIL ("failed", "email")
+    MIGRATE_EMAIL ("target", "email")
+    MIGRATE_EMAIL ("command", "email")
+    MIGRATE_EMAIL ("held", "email")
+    "UPDATE OR REPLACE notice SET key = coalesce (cs_email (key), key)"
+    "  WHERE kind = 'duplicate' AND (key GLOB '*[^ -~]*' OR key LIKE '%xn--%');",
 };
 
 /* The members of the export being received: a temporary table, so that a

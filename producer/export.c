@@ -23,6 +23,7 @@ typedef struct {
     int member_depth;           /* depth of the open Member, 0 if none */
     int64_t org_open;           /* the Organisation being read inside a Member, or 0 */
     int failed;                 /* stop: error holds why */
+    int stopped;                /* xmlStopParser was called */
     char error [512];
     /* the member being read */
     char email [FIELD_MAX];
@@ -60,8 +61,18 @@ fail (export_t *x, const char *fmt, ...)
     va_start (ap, fmt);
     vsnprintf (x->error, sizeof x->error, fmt, ap);
     va_end (ap);
-    if (x->ctxt)
+}
+
+/* Stops the parse once a callback has failed the export. Only as the very
+ * last thing a callback does: xmlStopParser frees the input, and with it the
+ * name and attribute values the callback was given. */
+static void
+stop_if_failed (export_t *x)
+{
+    if (x->failed && !x->stopped && x->ctxt) {
+        x->stopped = 1;
         xmlStopParser (x->ctxt);
+    }
 }
 
 static int
@@ -100,11 +111,8 @@ parse_long (const char *text, int64_t *out)
 }
 
 static void
-on_start (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri,
-          int nb_ns, const xmlChar **ns, int nb_attrs, int nb_defaulted, const xmlChar **attrs)
+start_element (export_t *x, const xmlChar *name, int nb_attrs, const xmlChar **attrs)
 {
-    (void) prefix; (void) uri; (void) nb_ns; (void) ns; (void) nb_defaulted;
-    export_t *x = ctx;
     x->depth++;
     if (x->failed)
         return;
@@ -181,6 +189,15 @@ on_start (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *
 }
 
 static void
+on_start (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri,
+          int nb_ns, const xmlChar **ns, int nb_attrs, int nb_defaulted, const xmlChar **attrs)
+{
+    (void) prefix; (void) uri; (void) nb_ns; (void) ns; (void) nb_defaulted;
+    start_element (ctx, name, nb_attrs, attrs);
+    stop_if_failed (ctx);
+}
+
+static void
 on_end (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri)
 {
     (void) name; (void) prefix; (void) uri;
@@ -199,6 +216,7 @@ on_end (void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *ur
         x->member_depth = 0;
     }
     x->depth--;
+    stop_if_failed (x);
 }
 
 static void
@@ -209,6 +227,7 @@ on_doctype (void *ctx, const xmlChar *name, const xmlChar *external, const xmlCh
         fail (ctx, "Cardskipper answered with an HTML page, not XML (a proxy or an error page?)");
     else
         fail (ctx, "the export has a DOCTYPE; refused (entities are not accepted)");
+    stop_if_failed (ctx);
 }
 
 static void
@@ -217,6 +236,58 @@ on_entity (void *ctx, const xmlChar *name, int type, const xmlChar *public_id,
 {
     (void) type; (void) public_id; (void) system_id; (void) content;
     fail (ctx, "the export declares an entity '%s'; refused", (const char *) name);
+    stop_if_failed (ctx);
+}
+
+/* The SAX push parser, set up to refuse what an export never has. */
+static int
+parser_new (export_t *x)
+{
+    xmlSAXHandler sax;
+    memset (&sax, 0, sizeof sax);
+    sax.initialized = XML_SAX2_MAGIC;
+    sax.startElementNs = on_start;
+    sax.endElementNs = on_end;
+    sax.internalSubset = on_doctype;
+    sax.externalSubset = on_doctype;
+    sax.entityDecl = on_entity;
+    x->ctxt = xmlCreatePushParserCtxt (&sax, x, NULL, 0, "export.xml");
+    if (!x->ctxt)
+        return -1;
+    xmlCtxtUseOptions (x->ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING
+                                | XML_PARSE_NOCDATA);
+    return 0;
+}
+
+/* One piece of a 200 answer's body, as it arrives. 0, or -1 once failed. */
+static int
+feed (export_t *x, const char *data, size_t n)
+{
+    if (x->failed)
+        return -1;
+    if (xmlParseChunk (x->ctxt, data, (int) n, 0) != 0 && !x->failed) {
+        const xmlError *e = xmlCtxtGetLastError (x->ctxt);
+        fail (x, "the export is not well-formed XML (line %d): %s", e ? e->line : 0,
+              e && e->message ? e->message : "parse error");
+    }
+    return x->failed ? -1 : 0;
+}
+
+/* The whole 200 body has arrived: it must have been a complete export. */
+static void
+finish (export_t *x)
+{
+    if (x->failed)
+        return;
+    if (x->bytes == 0)
+        fail (x, "Cardskipper answered HTTP 200 with an empty body, not an export");
+    else if (xmlParseChunk (x->ctxt, NULL, 0, 1) != 0 || !x->ctxt->wellFormed) {
+        const xmlError *e = xmlCtxtGetLastError (x->ctxt);
+        fail (x, "the export is not well-formed XML (line %d): %s", e ? e->line : 0,
+              e && e->message ? e->message : "parse error");
+    }
+    else if (!x->saw_root)
+        fail (x, "the export is empty (no <Cardskipper> document)");
 }
 
 static size_t
@@ -240,14 +311,7 @@ on_body (char *data, size_t size, size_t count, void *arg)
         fail (x, "the export is larger than %zu bytes", MAX_BODY);
         return 0;
     }
-    if (x->failed)
-        return 0;
-    if (xmlParseChunk (x->ctxt, data, (int) n, 0) != 0 && !x->failed) {
-        const xmlError *e = xmlCtxtGetLastError (x->ctxt);
-        fail (x, "the export is not well-formed XML (line %d): %s", e ? e->line : 0,
-              e && e->message ? e->message : "parse error");
-    }
-    return x->failed ? 0 : n;
+    return feed (x, data, n) == 0 ? n : 0;
 }
 
 static int
@@ -380,23 +444,12 @@ cs_export_run (const cs_cardskipper_config_t *cfg, int64_t org, const char *chan
     x->org = org;
     x->fn = fn;
     x->arg = arg;
-    xmlSAXHandler sax;
-    memset (&sax, 0, sizeof sax);
-    sax.initialized = XML_SAX2_MAGIC;
-    sax.startElementNs = on_start;
-    sax.endElementNs = on_end;
-    sax.internalSubset = on_doctype;
-    sax.externalSubset = on_doctype;
-    sax.entityDecl = on_entity;
-    x->ctxt = xmlCreatePushParserCtxt (&sax, x, NULL, 0, "export.xml");
-    if (!x->ctxt) {
+    if (parser_new (x) != 0) {
         result->status = CS_EXPORT_FAILED;
         snprintf (result->error, sizeof result->error, "out of memory");
         free (x);
         return;
     }
-    xmlCtxtUseOptions (x->ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING
-                                | XML_PARSE_NOCDATA);
 
     char body [1024], escaped [128];
     int n = snprintf (body, sizeof body,
@@ -425,20 +478,45 @@ cs_export_run (const cs_cardskipper_config_t *cfg, int64_t org, const char *chan
         if (!x->http_status)
             curl_easy_getinfo (x->curl, CURLINFO_RESPONSE_CODE, &x->http_status);
     }
-    if (rc == CURLE_OK && x->http_status == 200 && !x->failed) {
-        if (x->bytes == 0)
-            fail (x, "Cardskipper answered HTTP 200 with an empty body, not an export");
-        else if (xmlParseChunk (x->ctxt, NULL, 0, 1) != 0 || !x->ctxt->wellFormed) {
-            const xmlError *e = xmlCtxtGetLastError (x->ctxt);
-            fail (x, "the export is not well-formed XML (line %d): %s", e ? e->line : 0,
-                  e && e->message ? e->message : "parse error");
-        }
-        else if (!x->saw_root)
-            fail (x, "the export is empty (no <Cardskipper> document)");
-    }
+    if (rc == CURLE_OK && x->http_status == 200)
+        finish (x);
     conclude (x, rc, what, result);
     curl_slist_free_all (headers);
     curl_easy_cleanup (x->curl);
+    xmlFreeParserCtxt (x->ctxt);
+    free (x);
+}
+
+void
+cs_export_parse (int64_t org, const char *data, size_t size, const size_t *cuts, size_t cut_count,
+                 cs_member_fn *fn, void *arg, cs_export_result_t *result)
+{
+    memset (result, 0, sizeof *result);
+    static const cs_cardskipper_config_t none;
+    export_t *x = calloc (1, sizeof *x);
+    if (!x || parser_new (x) != 0) {
+        result->status = CS_EXPORT_FAILED;
+        snprintf (result->error, sizeof result->error, "out of memory");
+        free (x);
+        return;
+    }
+    x->cfg = &none;
+    x->org = org;
+    x->fn = fn;
+    x->arg = arg;
+    x->http_status = 200;
+    size_t at = 0;
+    for (size_t i = 0; i <= cut_count; i++) {
+        size_t next = i < cut_count ? cuts [i] : size;
+        if (next <= at || next > size)
+            continue;               /* an empty piece, or a cut out of order or past the end */
+        x->bytes += next - at;
+        if (feed (x, data + at, next - at) != 0)
+            break;
+        at = next;
+    }
+    finish (x);
+    conclude (x, CURLE_OK, "export", result);
     xmlFreeParserCtxt (x->ctxt);
     free (x);
 }

@@ -52,6 +52,12 @@ typedef struct {
 void cs_export_run (const cs_cardskipper_config_t *cfg, int64_t org, const char *changed_at,
                     cs_member_fn *fn, void *arg, cs_export_result_t *result);
 
+/* The parse cs_export_run does on a 200 answer, over a body held in memory
+ * and given to the parser in pieces that end at the offsets in cuts
+ * (ascending; others are ignored), then the rest: for tests and fuzzing. */
+void cs_export_parse (int64_t org, const char *data, size_t size, const size_t *cuts,
+                      size_t cut_count, cs_member_fn *fn, void *arg, cs_export_result_t *result);
+
 /* GET /Organisation/Info: the organisations this account may read, as a
  * comma list of "id name" into out. Same statuses as the export. */
 void cs_export_info (const cs_cardskipper_config_t *cfg, char *out, size_t size,

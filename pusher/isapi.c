@@ -191,6 +191,49 @@ cs_isapi_classify (const char *curl_error, long http, const char *body, size_t l
         snprintf (out->msg, sizeof out->msg, "HTTP %ld: %.300s", http, text);
 }
 
+int
+cs_isapi_search_page (json_t *answer, cs_search_page_t *out)
+{
+    memset (out, 0, sizeof *out);
+    json_t *s = json_object_get (answer, "UserInfoSearch");
+    const char *status = json_string_value (json_object_get (s, "responseStatusStrg"));
+    if (!json_is_object (s) || !status)
+        return -1;
+    out->more = !strcmp (status, "MORE");
+    out->matches = json_integer_value (json_object_get (s, "numOfMatches"));
+    json_t *users = json_object_get (s, "UserInfo");
+    if (json_is_object (users)) {           /* some firmware: one object, no array */
+        json_t *one = json_array ();
+        if (!one || json_array_append (one, users) != 0 || json_object_set_new (s, "UserInfo", one) != 0)
+            return -1;
+        users = one;
+    }
+    out->users = json_is_array (users) ? users : NULL;
+    return 0;
+}
+
+int
+cs_isapi_search_person (const json_t *user, cs_search_person_t *out)
+{
+    memset (out, 0, sizeof *out);
+    out->no = json_string_value (json_object_get (user, "employeeNo"));
+    if (!out->no)
+        return -1;
+    out->name = json_string_value (json_object_get (user, "name"));
+    json_t *ext = json_array_get (json_object_get (user, "PersonInfoExtends"), 0);
+    out->tag = json_string_value (json_object_get (ext, "value"));
+    if (out->tag && !*out->tag)
+        out->tag = NULL;
+    json_t *valid = json_object_get (user, "Valid");
+    if (valid) {
+        out->has_valid = 1;
+        out->enable = json_is_true (json_object_get (valid, "enable"));
+        out->begin = json_string_value (json_object_get (valid, "beginTime"));
+        out->end = json_string_value (json_object_get (valid, "endTime"));
+    }
+    return 0;
+}
+
 char *
 cs_isapi_search_body (const char *search_id, int position, int max_results)
 {

@@ -35,6 +35,29 @@ char *cs_isapi_search_body (const char *search_id, int position, int max_results
 char *cs_isapi_search_list_body (const char *search_id, int max_results,
                                  const char *const *employee_nos, size_t count);
 
+/* A page of a Search answer (o->json of a classified answer): its status,
+ * numOfMatches and the persons as an array (a lone object, as some firmware
+ * sends, is made an array). Returns 0, or -1 if it is not a Search answer. */
+typedef struct {
+    int more;               /* responseStatusStrg MORE: the device has more */
+    int64_t matches;        /* numOfMatches: persons in this page */
+    json_t *users;          /* borrowed from the answer; NULL if none */
+} cs_search_page_t;
+int cs_isapi_search_page (json_t *answer, cs_search_page_t *out);
+
+/* One person of a page, its strings borrowed from it. Returns 0, or -1 if it
+ * has no employeeNo (it is then not a person cardsync can address). */
+typedef struct {
+    const char *no;
+    const char *name;       /* NULL if absent, likewise the others */
+    const char *tag;        /* PersonInfoExtends[0].value, NULL if empty */
+    int has_valid;          /* Valid was there: enable, begin and end are from it */
+    int enable;
+    const char *begin;
+    const char *end;
+} cs_search_person_t;
+int cs_isapi_search_person (const json_t *user, cs_search_person_t *out);
+
 /* The Modify body: the stored record with read-only fields dropped and Valid
  * replaced (enable, begin, end, local time). NULL if the record is unusable. */
 char *cs_isapi_modify_body (const json_t *record, const char *begin, const char *end);

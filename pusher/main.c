@@ -532,21 +532,12 @@ scan_skip (pusher_t *p, device_t *d, task_t *t, const char *no, const char *name
 static void
 scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
 {
-    json_t *s = json_object_get (o->json, "UserInfoSearch");
-    const char *status = json_string_value (json_object_get (s, "responseStatusStrg"));
-    json_int_t n = json_integer_value (json_object_get (s, "numOfMatches"));
-    json_t *users = json_object_get (s, "UserInfo");
-    if (!s || !status) {
+    cs_search_page_t page;
+    if (cs_isapi_search_page (o->json, &page) != 0) {
         cs_outcome_t bad = { .cls = CS_CLASS_INVALID, .http = o->http };
         snprintf (bad.msg, sizeof bad.msg, "a Search answer without UserInfoSearch");
         task_failed (p, d, t, &bad);
         return;
-    }
-    if (users && !json_is_array (users)) {           /* some firmware: one object, no array */
-        json_t *one = json_array ();
-        json_array_append (one, users);
-        json_object_set_new (s, "UserInfo", one);
-        users = one;
     }
     if (t->position == 0 && t->pages == 0) {
         cs_msg_t *b = cs_msg_new (CS_MSG_SCAN_BEGIN);
@@ -561,42 +552,37 @@ scan_page (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
     size_t i;
     json_t *u;
     int fresh = 0;
-    json_array_foreach (users, i, u) {
-        const char *no = json_string_value (json_object_get (u, "employeeNo"));
-        if (!no || !seen_add (t, no))
+    json_array_foreach (page.users, i, u) {
+        cs_search_person_t person;
+        if (cs_isapi_search_person (u, &person) != 0 || !seen_add (t, person.no))
             continue;
         fresh++;
         cs_msg_t *m = cs_msg_new (CS_MSG_SCAN_USER);
         cs_msg_set_str (m, CS_F_DEV, d->cfg->name);
         cs_msg_set_int (m, CS_F_SCAN, (int64_t) t->scan);
-        const char *name = json_string_value (json_object_get (u, "name"));
-        if (cs_msg_set_str (m, CS_F_EMPNO, no) != 0) {
+        if (cs_msg_set_str (m, CS_F_EMPNO, person.no) != 0) {
             /* a number cardsync cannot address: this person is skipped, the
              * rest of the scan counts */
             cs_msg_destroy (&m);
-            scan_skip (p, d, t, no, name);
+            scan_skip (p, d, t, person.no, person.name);
             continue;
         }
-        if (name)
-            cs_msg_set_str (m, CS_F_NAME, name);
-        json_t *ext = json_array_get (json_object_get (u, "PersonInfoExtends"), 0);
-        const char *tag = json_string_value (json_object_get (ext, "value"));
-        if (tag && *tag)
-            cs_msg_set_str (m, CS_F_TAG, tag);
-        json_t *valid = json_object_get (u, "Valid");
-        if (valid) {
-            cs_msg_set_bool (m, CS_F_ENABLE, json_is_true (json_object_get (valid, "enable")));
-            const char *b = json_string_value (json_object_get (valid, "beginTime"));
-            const char *e = json_string_value (json_object_get (valid, "endTime"));
-            if (b)
-                cs_msg_set_str (m, CS_F_BEGIN, b);      /* ignored if not a naive local time */
-            if (e)
-                cs_msg_set_str (m, CS_F_END, e);
+        if (person.name)
+            cs_msg_set_str (m, CS_F_NAME, person.name);
+        if (person.tag)
+            cs_msg_set_str (m, CS_F_TAG, person.tag);
+        if (person.has_valid) {
+            cs_msg_set_bool (m, CS_F_ENABLE, person.enable);
+            if (person.begin)
+                cs_msg_set_str (m, CS_F_BEGIN, person.begin);   /* ignored if not a naive local time */
+            if (person.end)
+                cs_msg_set_str (m, CS_F_END, person.end);
         }
         send_msg (p, m);
         t->count++;
     }
-    int more = status && !strcmp (status, "MORE") && n > 0 && fresh > 0;
+    json_int_t n = page.matches;
+    int more = page.more && n > 0 && fresh > 0;
     /* a list longer than the device says it can hold (a tenth and a page more)
      * is a device paging without end, not its persons */
     int64_t room = t->capacity > 0 ? t->capacity + t->capacity / 10 + 30 : 0;
@@ -645,34 +631,22 @@ unbatch (device_t *d, task_t *t)
 static void
 read_done (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
 {
-    json_t *s = json_object_get (o->json, "UserInfoSearch");
-    json_t *users = json_object_get (s, "UserInfo");
-    const char *status = json_string_value (json_object_get (s, "responseStatusStrg"));
-    int partial = status && !strcmp (status, "MORE");     /* the device cut the page short */
-    if (partial) {
-        json_int_t n = json_integer_value (json_object_get (s, "numOfMatches"));
-        if (n > 0 && n < d->page_size)
-            d->page_size = (int) n;
-    }
+    cs_search_page_t page;
+    cs_isapi_search_page (o->json, &page);  /* not a Search answer: nobody in it */
+    int partial = page.more;                /* the device cut the page short */
+    if (partial && page.matches > 0 && page.matches < d->page_size)
+        d->page_size = (int) page.matches;
     task_t *again = NULL, **again_tail = &again;
     while (t->batch) {
         task_t *m = t->batch;
         t->batch = m->next;
         m->next = NULL;
-        json_t *u = NULL;
-        if (json_is_object (users))             /* some firmware: one object, no array */
-            u = users;
-        else {
-            size_t i;
-            json_t *each;
-            json_array_foreach (users, i, each)
-                if (!strcmp (json_string_value (json_object_get (each, "employeeNo")) ?
-                             json_string_value (json_object_get (each, "employeeNo")) : "", m->no))
-                    u = each;
-        }
-        if (u && strcmp (json_string_value (json_object_get (u, "employeeNo")) ?
-                         json_string_value (json_object_get (u, "employeeNo")) : "", m->no))
-            u = NULL;
+        json_t *u = NULL, *each;
+        cs_search_person_t person;
+        size_t i;
+        json_array_foreach (page.users, i, each)
+            if (cs_isapi_search_person (each, &person) == 0 && !strcmp (person.no, m->no))
+                u = each;
         if (!u && partial) {
             *again_tail = m;                    /* not in this page: read again */
             again_tail = &m->next;
@@ -686,11 +660,9 @@ read_done (pusher_t *p, device_t *d, task_t *t, cs_outcome_t *o)
             task_free (m);
             continue;
         }
-        json_t *valid = json_object_get (u, "Valid");
-        const char *b = json_string_value (json_object_get (valid, "beginTime"));
-        const char *e = json_string_value (json_object_get (valid, "endTime"));
-        if (json_is_true (json_object_get (valid, "enable")) && b && e
-            && !strcmp (b, m->begin) && !strcmp (e, m->end)) {
+        cs_isapi_search_person (u, &person);
+        if (person.enable && person.begin && person.end
+            && !strcmp (person.begin, m->begin) && !strcmp (person.end, m->end)) {
             send_result (p, d, m, o);           /* already so: no write */
             task_free (m);
             continue;

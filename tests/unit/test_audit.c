@@ -86,3 +86,29 @@ TEST (an_audit_gap_lets_the_contiguous_mark_pass_what_is_lost)
     cs_msg_destroy (&resent [0]);
     cs_audit_destroy (&a);
 }
+
+/* Events stored with the ASCII-only form of schema 3 and before take the
+ * Unicode normal form, column and body, so history by e-mail finds them. */
+TEST (schema_3_addresses_take_the_unicode_form)
+{
+    char path [512], error [256];
+    snprintf (path, sizeof path, "%s/audit.db", cs_test_dir ());
+    cs_audit_t *a = cs_audit_open (path, error, sizeof error);
+    REQUIRE (a);
+    cs_msg_t *ev [3] = { event (1, 1000, "applied"), event (2, 2000, "applied"), event (3, 3000, "applied") };
+    cs_msg_set_str (ev [0], CS_F_EMAIL, "\xC3\x85sa@f\xC3\x96rening.se");
+    cs_msg_set_str (ev [1], CS_F_EMAIL, "a\xCC\x8Asa@xn--frening-90a.se");
+    cs_msg_set_str (ev [2], CS_F_EMAIL, "plain@club.se");
+    int inserted [3];
+    CHECK_INT (cs_audit_store (a, ev, 3, inserted), 0);
+    REQUIRE (cs_db_exec (cs_audit_db (a), "PRAGMA user_version = 3;") == 0);
+    cs_audit_destroy (&a);
+    a = cs_audit_open (path, error, sizeof error);
+    REQUIRE (a);
+    CHECK_INT (count (a, "SELECT count (*) FROM event WHERE email = '\xC3\xA5sa@f\xC3\xB6rening.se' "
+                        "AND json_extract (body, '$.email') = email"), 2);
+    CHECK_INT (count (a, "SELECT count (*) FROM event WHERE email = 'plain@club.se'"), 1);
+    for (int i = 0; i < 3; i++)
+        cs_msg_destroy (&ev [i]);
+    cs_audit_destroy (&a);
+}

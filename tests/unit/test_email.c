@@ -78,6 +78,49 @@ TEST (lengths)
     expect (addr, CS_EMAIL_BAD_DOMAIN, NULL);
 }
 
+/* The cases: one Swedish address however it is typed. */
+TEST (unicode_addresses)
+{
+    const char *same [] = {
+        "åsa@förening.se",
+        "ÅSA@FÖRENING.SE",                      /* upper case, both parts */
+        "Åsa@Förening.Se",
+        "åsa@xn--frening-90a.se",               /* the domain's ASCII form */
+        "ÅSA@XN--FRENING-90A.SE",
+        "a\xCC\x8Asa@fo\xCC\x88rening.se",      /* NFD: a + ring, o + diaeresis */
+        "A\xCC\x8ASA@FO\xCC\x88RENING.SE",      /* NFD upper case */
+        "\xC2\xA0ÅSA@förening.se ",             /* blanks around */
+        "åsa@ｆöｒｅｎｉｎｇ.se",                 /* full-width letters in the domain */
+    };
+    for (size_t i = 0; i < sizeof same / sizeof *same; i++)
+        expect (same [i], CS_EMAIL_OK, "åsa@förening.se");
+    expect ("STRAßE@club.de", CS_EMAIL_OK, "strasse@club.de");     /* full case folding */
+    expect ("ÉLODIE@CLUB.FR", CS_EMAIL_OK, "élodie@club.fr");
+    expect ("user@例え.jp", CS_EMAIL_OK, "user@例え.jp");
+    expect ("user@XN--R8JZ45G.JP", CS_EMAIL_OK, "user@例え.jp");
+    expect ("åsa@xn--zz.se", CS_EMAIL_BAD_DOMAIN, NULL);             /* not punycode */
+    expect ("\xC3@club.se", CS_EMAIL_BAD_CHAR, NULL);                /* cut UTF-8 */
+    expect ("a\xC2\x85" "b@club.se", CS_EMAIL_BAD_CHAR, NULL);          /* C1 control */
+    expect ("a@fö_rening.se", CS_EMAIL_BAD_DOMAIN, NULL);
+    /* found by fuzz_email: an xn-- label decoding to what UTS #46 never
+     * gives (U+00A8 U+00A0) normalised once but not twice */
+    expect ("a@xn--6ap.e", CS_EMAIL_BAD_DOMAIN, NULL);
+    expect ("a@xn--abc-.se", CS_EMAIL_BAD_DOMAIN, NULL);            /* punycode of plain ASCII */
+}
+
+/* A normal form normalises to itself: stored addresses stay findable. */
+TEST (normal_form_is_stable)
+{
+    const char *in [] = { "ÅSA@FÖRENING.SE", "STRAßE@club.de", "user@XN--R8JZ45G.JP",
+                          "Erik.Lind@Example.SE", "ǅemal@club.hr", "ΣΊΣΥΦΟΣ@club.gr" };
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        char a [CS_EMAIL_MAX + 1], b [CS_EMAIL_MAX + 1];
+        CHECK_INT (cs_email_normalize (in [i], a), CS_EMAIL_OK);
+        CHECK_INT (cs_email_normalize (a, b), CS_EMAIL_OK);
+        CHECK_STR (a, b);
+    }
+}
+
 TEST (same_person_same_key)
 {
     char a [CS_EMAIL_MAX + 1], b [CS_EMAIL_MAX + 1];

@@ -76,6 +76,46 @@ TEST (schema_7_migrates_keeping_ties_and_failures)
     cs_store_destroy (&s);
 }
 
+/* Addresses stored in the ASCII-only form of schema 9 and before take the
+ * Unicode normal form: ties, the failed queue, targets, commands, held
+ * revocations and duplicate notices keep finding their member. */
+TEST (schema_9_addresses_take_the_unicode_form)
+{
+    char path [512], error [512] = "";
+    snprintf (path, sizeof path, "%s/state.db", cs_test_dir ());
+    cs_store_t *s = cs_store_open (path, NULL, error, sizeof error);
+    REQUIRE (s);
+    /* the old normaliser lower-cased ASCII letters only */
+    REQUIRE (cs_db_exec (cs_store_db (s),
+        "INSERT INTO record VALUES (1, 1, 'Åsa@fÖrening.se', 'ÅSA@FÖRENING.SE', 'A', 'B', 0, '');"
+        "INSERT INTO record VALUES (1, 2, 'bo@xn--frening-90a.se', 'bo@xn--frening-90a.se', 'B', 'C', 0, '');"
+        "INSERT INTO record VALUES (1, 3, 'plain@club.se', 'Plain@club.se', 'C', 'D', 0, '');"
+        "INSERT INTO record VALUES (1, 4, 'x@xn--zz.se', 'x@xn--zz.se', 'D', 'E', 0, '');"
+        "INSERT INTO tie VALUES ('door1', '5001', 1, 1, 'tag', 'Åsa@fÖrening.se');"
+        "INSERT INTO failed (device, employee_no, email, class) VALUES ('door1', '5001', 'a\xCC\x8A" "sa@förening.se', 'invalid');"
+        "INSERT INTO target VALUES ('door1', '5001', 1, 1, 'bo@xn--frening-90a.se', NULL, 0, 0, '', '', 'x');"
+        "INSERT INTO command (device, employee_no, email, op, begin_time, end_time, state, created_ms)"
+        "  VALUES ('door1', '5001', 'Åsa@fÖrening.se', 'set', '', '', 'pending', 1);"
+        "INSERT INTO held VALUES ('door1', '5002', 'bo@xn--frening-90a.se', '', '');"
+        "INSERT INTO notice VALUES ('duplicate', 'Åsa@fÖrening.se');"
+        "PRAGMA user_version = 9;") == 0);
+    cs_store_destroy (&s);
+    s = cs_store_open (path, NULL, error, sizeof error);
+    if (!s)
+        cs_test_fail (__FILE__, __LINE__, "open: %s", error);
+    REQUIRE (s);
+    cs_db_t *db = cs_store_db (s);
+    CHECK_STR (one (db, "SELECT email FROM record ORDER BY omid"),
+               "åsa@förening.se bo@förening.se plain@club.se x@xn--zz.se");
+    CHECK_STR (one (db, "SELECT via FROM tie"), "åsa@förening.se");
+    CHECK_STR (one (db, "SELECT email FROM failed"), "åsa@förening.se");
+    CHECK_STR (one (db, "SELECT email FROM target"), "bo@förening.se");
+    CHECK_STR (one (db, "SELECT email FROM command"), "åsa@förening.se");
+    CHECK_STR (one (db, "SELECT email FROM held"), "bo@förening.se");
+    CHECK_STR (one (db, "SELECT key FROM notice WHERE kind = 'duplicate'"), "åsa@förening.se");
+    cs_store_destroy (&s);
+}
+
 TEST (a_newer_database_is_refused)
 {
     char path [512];
