@@ -31,6 +31,14 @@ trailing_blank_len (const unsigned char *start, const unsigned char *end)
     return 0;
 }
 
+/* Blanks, controls and the characters that separate addresses in a list. */
+static int
+forbidden (unsigned char c)
+{
+    return c < 0x21 || c == 0x7f || c == ',' || c == ';' || c == '<' || c == '>' || c == '('
+           || c == ')' || c == '[' || c == ']' || c == '\\' || c == '"' || c == ':';
+}
+
 static int
 is_ascii (const unsigned char *p, size_t n)
 {
@@ -166,9 +174,7 @@ cs_email_normalize (const char *in, char out [CS_EMAIL_MAX + 1])
     size_t at = len;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = p [i];
-        if (c < 0x21 || c == 0x7f || c == ',' || c == ';' || c == '<' || c == '>'
-            || c == '(' || c == ')' || c == '[' || c == ']' || c == '\\' || c == '"'
-            || c == ':')
+        if (forbidden (c))
             return CS_EMAIL_BAD_CHAR;
         if (c == 0xC2 && i + 1 < len && p [i + 1] < 0xA0)     /* C1 controls, U+0080..009F */
             return CS_EMAIL_BAD_CHAR;
@@ -187,6 +193,11 @@ cs_email_normalize (const char *in, char out [CS_EMAIL_MAX + 1])
 
     char buf [3 * RAW_MAX + 2];
     size_t llen = fold_local (p, at, buf, 65);
+    /* folding may make what was refused above: U+037E GREEK QUESTION MARK
+     * is ';' in NFC */
+    for (size_t i = 0; i < llen; i++)
+        if (forbidden ((unsigned char) buf [i]) || buf [i] == '@')
+            return CS_EMAIL_BAD_CHAR;
     /* local part: 1..64 bytes, no leading, trailing or doubled dot */
     if (llen == 0 || buf [0] == '.' || buf [llen - 1] == '.')
         return CS_EMAIL_BAD_LOCAL;

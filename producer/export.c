@@ -61,6 +61,12 @@ fail (export_t *x, const char *fmt, ...)
     va_start (ap, fmt);
     vsnprintf (x->error, sizeof x->error, fmt, ap);
     va_end (ap);
+    /* one line: libxml2's messages end with a newline, some hold two lines */
+    for (char *c = x->error; *c; c++)
+        if (*c == '\n' || *c == '\r' || *c == '\t')
+            *c = ' ';
+    for (size_t n = strlen (x->error); n > 0 && x->error [n - 1] == ' '; n--)
+        x->error [n - 1] = 0;
 }
 
 /* Stops the parse once a callback has failed the export. Only as the very
@@ -254,8 +260,10 @@ parser_new (export_t *x)
     x->ctxt = xmlCreatePushParserCtxt (&sax, x, NULL, 0, "export.xml");
     if (!x->ctxt)
         return -1;
+    /* an export is UTF-8 (cardskipper-api.md): a declared encoding is not
+     * obeyed, so bytes that are not UTF-8 fail the export however they come */
     xmlCtxtUseOptions (x->ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING
-                                | XML_PARSE_NOCDATA);
+                                | XML_PARSE_NOCDATA | XML_PARSE_IGNORE_ENC);
     return 0;
 }
 

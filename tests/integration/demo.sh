@@ -9,7 +9,8 @@ DEMO_DIR=$CS_TMP/demo DEMO_BIN=$CS_BIN run scripts/demo
 expect_rc 0 "the demo runs to the end"
 expect_out "== 2. Åsa renews" "the renewal step"
 expect_out "applied    door2     asa.oberg@example.se" "the renewal reaches door2 in tail"
-expect_out "transient       4  gave up after" "the failed queue while door2 is offline"
+# how many tries fit in max_retry_age depends on the backoff's jitter
+check "the failed queue while door2 is offline" grep -Eq 'transient +[0-9]+  gave up after' "$_out"
 expect_out "re-sent     door2    erik.lind@example.se" "the replay"
 expect_out "re-sent as command" "the replay in tail"
 expect_out "all well" "a clean status at the end"

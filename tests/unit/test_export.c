@@ -88,3 +88,16 @@ TEST (a_bad_member_id_stops_the_parse_after_the_callback)
             "Firstname=\"" "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"/>" TAIL,
             CS_EXPORT_FAILED, "export: a Member's OrganisationMemberId is not a number: '1009-01T00:00:00'");
 }
+
+/* Found by fuzz_export: a declared encoding libxml2 does not know, with bytes
+ * that are not UTF-8, passed when the body came in one piece and failed when
+ * it came in many. An export is UTF-8 whatever it declares. */
+TEST (an_export_is_utf8_whatever_it_declares)
+{
+    expect (__LINE__, "<?xml version=\"1.0\" encoding=\"utf8-\"?><Cardskipper><Members>"
+            "<Member OrganisationMemberId=\"7\" Firstname=\"\xE4\"/>" TAIL,
+            CS_EXPORT_FAILED, "export: the export is not well-formed XML (line 1): Input is not proper UTF-8");
+    expect (__LINE__, "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><Cardskipper><Members>"
+            "<Member OrganisationMemberId=\"7\" Firstname=\"Åsa\"/>" TAIL,
+            CS_EXPORT_OK, "7 - Åsa - 0;");
+}
