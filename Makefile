@@ -55,7 +55,8 @@ WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -g $(WARN) $(SANFLAGS) -I. \
            $(shell pkg-config --cflags $(PKGS))
-LDFLAGS += $(SANFLAGS)
+# each program records only the libraries it uses (the differ needs no libxml2)
+LDFLAGS += $(SANFLAGS) -Wl,--as-needed
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -lunistring -lm
 
 COMMON_SRC := $(wildcard common/*.c)

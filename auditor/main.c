@@ -9,12 +9,13 @@
 #include "common/sd.h"
 #include "common/zmq.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#define BATCH 1000
+#define BATCH 250                 /* events a transaction: few enough to keep the heap small */
 
 static const cs_cli_spec_t s_spec = {
     .program = "cardsync-auditor",
@@ -54,6 +55,7 @@ typedef struct {
     char path [4200];           /* audit.db */
     dev_t dev;                  /* the file audit.db was when opened */
     ino_t ino;
+    int burst;                  /* a batch of a burst was stored: trim the heap once it is over */
 } auditor_t;
 
 static void
@@ -148,12 +150,22 @@ drain (auditor_t *a)
     }
     for (size_t i = 0; i < n; i++)
         cs_msg_destroy (&batch [i]);
+    /* a burst's messages are freed all over the heap: once it is over (a
+     * batch that is not full), hand the whole free pages back, so that a burst
+     * does not stay the daemon's size */
+    if (n >= BATCH / 4)
+        a->burst = 1;
+    if (n < BATCH && a->burst) {
+        malloc_trim (0);
+        a->burst = 0;
+    }
 }
 
 int
 main (int argc, char **argv)
 {
     cs_cli_t cli;
+    cs_cli_lean_memory ();
     int rc = cs_cli_parse (&s_spec, argc, argv, &cli);
     if (rc >= 0)
         return rc;
@@ -219,6 +231,7 @@ main (int argc, char **argv)
     cs_log (a.log, CS_LOG_INFO, "started", "db", a.path, "contiguous", seq, NULL);
     send_ack (&a);              /* tells a restarted differ where to resume */
     cs_sd_ready ("auditor: audit.db open, sockets bound");
+    malloc_trim (0);            /* what opening and checking audit.db left behind */
     poller = zpoller_new (a.in, NULL);
     int64_t next_expire = zclock_mono ();
     cs_beat_t beat;

@@ -68,6 +68,9 @@ cs_audit_open (const char *path, char *error, size_t error_size)
         cs_audit_destroy (&self);
         return NULL;
     }
+    /* a page cache of 256 KB, not SQLite's 2 MB: the auditor appends, and
+     * its indexes' hot pages are few */
+    cs_db_exec (self->db, "PRAGMA cache_size = -256");
     sqlite3_stmt *st = cs_db_stmt (self->db, "SELECT value FROM meta WHERE key = 'contiguous'");
     if (st && sqlite3_step (st) == SQLITE_ROW)
         self->contiguous = sqlite3_column_int64 (st, 0);

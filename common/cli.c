@@ -1,6 +1,7 @@
 #include "common/cli.h"
 
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,4 +153,10 @@ cs_cli_log (const cs_cli_spec_t *spec, const cs_config_t *cfg)
         cs_log_add_secret (log, cfg->devices [i].password);
     cs_log_add_secret (log, cfg->notify.password);
     return log;
+}
+
+void
+cs_cli_lean_memory (void)
+{
+    mallopt (M_ARENA_MAX, 1);
 }

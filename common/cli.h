@@ -43,6 +43,12 @@ typedef struct {
     int arg_count;
 } cs_cli_t;
 
+/* Keeps a daemon's private memory small: one malloc arena for the whole
+ * program. libzmq's I/O threads would otherwise each get their own, about
+ * 1.5 MB touched of 64 MB reserved, for the few messages they allocate.
+ * Called first thing by each program's main. */
+void cs_cli_lean_memory (void);
+
 /* Parses argv. Returns -1 to go on, or an exit code: 0 after --help or
  * --version, EX_USAGE (with a message on stderr) for a bad command line. */
 int cs_cli_parse (const cs_cli_spec_t *spec, int argc, char **argv, cs_cli_t *cli);

@@ -155,6 +155,7 @@ int
 main (int argc, char **argv)
 {
     cs_cli_t cli;
+    cs_cli_lean_memory ();
     int rc = cs_cli_parse (&s_spec, argc, argv, &cli);
     if (rc >= 0)
         return rc;

@@ -11,11 +11,16 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MAX_POOL 8
+#define MAX_SOCKETS (2 * MAX_POOL)          /* a device's open connections, for quick_acks */
 #define AUTH_PAUSE_MS (30 * 60 * 1000)    /* one login attempt per half hour at most */
 #define BODY_MAX (4 * 1024 * 1024)
 #define MAX_PAGES 10000                   /* a scan gives up here (300,000 persons at 30 a page) */
@@ -74,6 +79,7 @@ typedef struct {
     const cs_device_config_t *cfg;
     CURL *pool [MAX_POOL];      /* one handle per request in flight: keeps the connection and the Digest nonce */
     int busy [MAX_POOL];
+    curl_socket_t sockets [MAX_SOCKETS];    /* its open connections (CURL_SOCKET_BAD: none) */
     int inflight;
     task_t *queue;              /* waiting tasks, oldest first */
     int64_t paused_until;       /* mono ms, 0 if not paused */
@@ -322,6 +328,53 @@ new_handle (const cs_device_config_t *cfg)
     return c;
 }
 
+/* Asks the kernel to ACK at once what arrives on a device's connections
+ * while it has requests in flight. Linux delays an ACK by up to 40 ms on a
+ * connection it deems interactive, as a kept-alive one is; a device that
+ * writes an answer's head and body in two segments with Nagle on (many
+ * embedded web servers do) holds the body until the head is ACKed, so every
+ * request would wait for the delayed ACK. TCP_QUICKACK is not sticky (the
+ * kernel leaves quick-ACK mode as it goes), so it is set again after each
+ * round of transfers: after a request went out, and after a head was read
+ * (which also sends at once an ACK the kernel was holding back). The sockets
+ * are known from libcurl's open and close callbacks: CURLINFO_ACTIVESOCKET
+ * gives none while a transfer runs. */
+static curl_socket_t
+open_socket (void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    device_t *d = arg;
+    (void) purpose;
+    curl_socket_t fd = socket (a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    for (int i = 0; fd != CURL_SOCKET_BAD && i < MAX_SOCKETS; i++)
+        if (d->sockets [i] == CURL_SOCKET_BAD) {
+            d->sockets [i] = fd;
+            break;
+        }
+    return fd;
+}
+
+static int
+close_socket (void *arg, curl_socket_t fd)
+{
+    device_t *d = arg;
+    for (int i = 0; i < MAX_SOCKETS; i++)
+        if (d->sockets [i] == fd)
+            d->sockets [i] = CURL_SOCKET_BAD;
+    return close (fd);
+}
+
+static void
+quick_acks (pusher_t *p)
+{
+    int one = 1;
+    for (size_t i = 0; i < p->device_count; i++) {
+        device_t *d = &p->devices [i];
+        for (int k = 0; d->inflight && k < MAX_SOCKETS; k++)
+            if (d->sockets [k] != CURL_SOCKET_BAD)
+                setsockopt (d->sockets [k], IPPROTO_TCP, TCP_QUICKACK, &one, sizeof one);
+    }
+}
+
 /* Points handle c at base + path, its answer going into x. */
 static void
 aim (CURL *c, const char *base, const char *path, xfer_t *x)
@@ -346,8 +399,14 @@ start_request (pusher_t *p, device_t *d, task_t *t)
             slot = i;
     if (slot < 0)
         return -1;
-    if (!d->pool [slot] && !(d->pool [slot] = new_handle (d->cfg)))
-        return -1;
+    if (!d->pool [slot]) {
+        if (!(d->pool [slot] = new_handle (d->cfg)))
+            return -1;
+        curl_easy_setopt (d->pool [slot], CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        curl_easy_setopt (d->pool [slot], CURLOPT_OPENSOCKETDATA, d);
+        curl_easy_setopt (d->pool [slot], CURLOPT_CLOSESOCKETFUNCTION, close_socket);
+        curl_easy_setopt (d->pool [slot], CURLOPT_CLOSESOCKETDATA, d);
+    }
     xfer_t *x = calloc (1, sizeof *x);
     if (!x)
         return -1;
@@ -1021,6 +1080,7 @@ int
 main (int argc, char **argv)
 {
     cs_cli_t cli;
+    cs_cli_lean_memory ();
     int rc = cs_cli_parse (&s_spec, argc, argv, &cli);
     if (rc >= 0)
         return rc;
@@ -1040,6 +1100,8 @@ main (int argc, char **argv)
         p.devices [i].cfg = &cfg->devices [i];
         p.devices [i].page_size = 30;
         p.devices [i].batch_reads = 1;
+        for (int k = 0; k < MAX_SOCKETS; k++)
+            p.devices [i].sockets [k] = CURL_SOCKET_BAD;
         snprintf (p.devices [i].health, sizeof p.devices [i].health, "%s", cs_health_name (CS_HEALTH_UNKNOWN));
     }
     char error [512];
@@ -1128,6 +1190,7 @@ main (int argc, char **argv)
                 }
             pump (&p);
         } while (p.started != started);
+        quick_acks (&p);
         /* sleep until a transfer, a command or the next due task */
         int64_t wake = 1000;
         for (size_t i = 0; i < p.device_count; i++)

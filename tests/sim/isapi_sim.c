@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_DEVICES 16
+#define MAX_DEVICES 32
 #define MAX_CLIENTS 32
 #define MAX_NONCES 256
 
@@ -74,6 +74,9 @@ typedef struct {
     int next_nonce;
     json_t *stats;
     int active;                 /* requests in flight */
+    int64_t idle_since_us;      /* when the last request in flight was answered, 0 if never */
+    int64_t *gaps;              /* idle gaps, microseconds: answer's end to the next request */
+    size_t gap_count;
     sim_rng_t rng;
     sim_server_t srv;
     uint16_t port;
@@ -128,9 +131,36 @@ stat_add (device_t *d, const char *group, const char *key, json_int_t by)
     json_object_set_new (g, key, json_integer ((v ? json_integer_value (v) : 0) + by));
 }
 
+#define MAX_GAPS 65536
+
+static int
+by_value (const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *) a, y = *(const int64_t *) b;
+    return x < y ? -1 : x > y;
+}
+
+/* The median idle gap, in ms (0 if none). */
+static double
+gap_median_ms (device_t *d)
+{
+    if (!d->gap_count)
+        return 0;
+    int64_t *sorted = malloc (d->gap_count * sizeof *sorted);
+    if (!sorted)
+        return 0;
+    memcpy (sorted, d->gaps, d->gap_count * sizeof *sorted);
+    qsort (sorted, d->gap_count, sizeof *sorted, by_value);
+    double median = (double) sorted [d->gap_count / 2] / 1000.0;
+    free (sorted);
+    return median;
+}
+
 static void
 stats_reset (device_t *d)
 {
+    d->gap_count = 0;
+    d->idle_since_us = 0;
     json_decref (d->stats);
     d->stats = json_pack ("{s:{}, s:{}, s:{}, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
                           "requests", "status", "writes_by_op", "writes", 0, "bad_logins", 0,
@@ -992,6 +1022,9 @@ device_handler (void *cls, struct MHD_Connection *conn, const char *method, cons
     snprintf (key, sizeof key, "%s %s", method, url);
     pthread_mutex_lock (&sim->lock);
     stat_add (d, "requests", key, 1);
+    if (d->active == 0 && d->idle_since_us && d->gap_count < MAX_GAPS
+        && (d->gaps || (d->gaps = malloc (MAX_GAPS * sizeof *d->gaps))))
+        d->gaps [d->gap_count++] = sim_now_us () - d->idle_since_us;
     d->active++;
     req->counted = 1;
     if (d->active > json_integer_value (json_object_get (d->stats, "max_concurrency")))
@@ -1056,7 +1089,8 @@ device_done (void *cls, sim_req_t *req)
     if (!req->counted)
         return;
     pthread_mutex_lock (&d->sim->lock);
-    d->active--;
+    if (--d->active == 0)
+        d->idle_since_us = sim_now_us ();
     pthread_mutex_unlock (&d->sim->lock);
 }
 
@@ -1287,6 +1321,8 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
             json_t *copy = json_deep_copy (d->stats);
             json_object_set_new (copy, "users", json_integer ((json_int_t) json_array_size (d->users)));
             json_object_set_new (copy, "in_flight", json_integer (d->active));
+            json_object_set_new (copy, "idle_gap_median_ms", json_real (gap_median_ms (d)));
+            json_object_set_new (copy, "idle_gaps", json_integer ((json_int_t) d->gap_count));
             pthread_mutex_unlock (&sim->lock);
             step = sim_reply_json (conn, 200, copy, 0);
         }
@@ -1462,6 +1498,7 @@ main (int argc, char **argv)
         json_decref (sim.devices [i].users);
         json_decref (sim.devices [i].by_no);
         json_decref (sim.devices [i].stats);
+        free (sim.devices [i].gaps);
     }
     return 0;
 }

@@ -118,8 +118,8 @@ sim_stop (sim_server_t *srv)
  * (microseconds, CLOCK_MONOTONIC; 0: at once). One thread per connection. */
 static __thread int64_t s_reply_due_us;
 
-static int64_t
-now_us (void)
+int64_t
+sim_now_us (void)
 {
     struct timespec ts;
     clock_gettime (CLOCK_MONOTONIC, &ts);
@@ -139,7 +139,7 @@ sleep_us (int64_t us)
 void
 sim_reply_after_ms (int64_t ms)
 {
-    s_reply_due_us = ms > 0 ? now_us () + ms * 1000 : 0;
+    s_reply_due_us = ms > 0 ? sim_now_us () + ms * 1000 : 0;
 }
 
 sim_step_t
@@ -147,7 +147,7 @@ sim_reply (struct MHD_Connection *conn, unsigned status, const char *content_typ
            const char *body, size_t len, ...)
 {
     if (s_reply_due_us) {
-        int64_t wait = s_reply_due_us - now_us ();
+        int64_t wait = s_reply_due_us - sim_now_us ();
         s_reply_due_us = 0;
         sleep_us (wait);
     }

@@ -67,6 +67,7 @@ unsigned sim_rng_below (sim_rng_t *rng, unsigned n);
 
 /* Milliseconds on a monotonic clock; sleeping. */
 int64_t sim_now_ms (void);
+int64_t sim_now_us (void);      /* CLOCK_MONOTONIC, microseconds */
 void sim_sleep_ms (int64_t ms);
 /* The next reply from this thread (one per connection) leaves ms from now at
  * the earliest: a device that answers in ms, whatever the work in between. */
