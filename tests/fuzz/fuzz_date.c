@@ -10,11 +10,9 @@
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    char *in = malloc (size + 1);
+    char *in = strndup ((const char *) data, size);    /* the parsers read C strings */
     if (!in)
         return 0;
-    memcpy (in, data, size);
-    in [size] = 0;
     cs_day_t day, again;
     char text [CS_DAY_LEN];
     if (cs_day_parse (in, &day) == 0) {

@@ -9,11 +9,9 @@
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
 {
-    char *in = malloc (size + 1);
+    char *in = strndup ((const char *) data, size);    /* the parsers read C strings */
     if (!in)
         return 0;
-    memcpy (in, data, size);
-    in [size] = 0;
     char a [CS_EMAIL_MAX + 1], b [CS_EMAIL_MAX + 1];
     if (cs_email_normalize (in, a) == CS_EMAIL_OK) {
         if (strlen (a) > CS_EMAIL_MAX || cs_email_normalize (a, b) != CS_EMAIL_OK || strcmp (a, b))
