@@ -107,7 +107,7 @@ watch_file (auditor_t *a)
 
 /* Takes what is waiting (up to BATCH), stores it in one transaction, then
  * publishes the new events and acknowledges. */
-static void
+static size_t
 drain (auditor_t *a)
 {
     cs_msg_t *batch [BATCH];
@@ -138,7 +138,7 @@ drain (auditor_t *a)
         batch [n++] = m;
     }
     if (n == 0)
-        return;
+        return 0;
     if (cs_audit_store (a->audit, batch, n, inserted) != 0)
         /* nothing acknowledged: the differ sends them again */
         cs_log (a->log, CS_LOG_ERROR, "store_failed", "error", cs_audit_errmsg (a->audit), NULL);
@@ -159,6 +159,7 @@ drain (auditor_t *a)
         malloc_trim (0);
         a->burst = 0;
     }
+    return n;
 }
 
 int
@@ -234,6 +235,7 @@ main (int argc, char **argv)
     malloc_trim (0);            /* what opening and checking audit.db left behind */
     poller = zpoller_new (a.in, NULL);
     int64_t next_expire = zclock_mono ();
+    cs_group_t group = { 0, 0 };
     cs_beat_t beat;
     cs_beat_init (&beat, a.acks, CS_STAGE_AUDITOR, cfg->pipeline.heartbeat_interval);
     while (!cs_zmq_interrupted ()) {
@@ -251,8 +253,12 @@ main (int argc, char **argv)
         zsock_t *which = zpoller_wait (poller, 1000);
         if (zpoller_terminated (poller))
             break;
-        if (which)
-            drain (&a);
+        if (which) {
+            cs_group_wait (&group);
+            size_t n = drain (&a);
+            if (n)
+                cs_group_took (&group, n, BATCH);
+        }
         else if (a.acked != cs_audit_contiguous (a.audit))
             send_ack (&a);
         cs_notify_tick (a.notify, zclock_time ());

@@ -296,3 +296,18 @@ cs_zmq_interrupted (void)
 {
     return zsys_interrupted != 0;
 }
+
+void
+cs_group_wait (cs_group_t *self)
+{
+    int64_t left = self->last + CS_GROUP_MS - zclock_mono ();
+    if (!self->full && left > 0)
+        zclock_sleep ((int) left);
+}
+
+void
+cs_group_took (cs_group_t *self, size_t count, size_t max)
+{
+    self->last = zclock_mono ();
+    self->full = count >= max;
+}

@@ -67,6 +67,23 @@ void cs_beat_init (cs_beat_t *self, zsock_t *sock, cs_stage_t stage, int interva
 /* Sends a heartbeat when one is due; never waits (a full queue skips one). */
 void cs_beat (cs_beat_t *self);
 
+/* Group commit, for a program that stores what it receives: after a take
+ * that was not full, the next one waits until CS_GROUP_MS after it, so that
+ * what arrives meanwhile (it waits in the socket) shares one transaction and
+ * one fsync instead of one each. A full take (a burst) goes on at once. Adds
+ * at most CS_GROUP_MS to a message's way; a crash meanwhile loses nothing
+ * that the socket would not have lost. */
+#define CS_GROUP_MS 10
+typedef struct {
+    int64_t last;               /* monotonic ms of the last take */
+    int full;                   /* it took all it could */
+} cs_group_t;
+
+/* Before a take: sleeps what is left of the group window. */
+void cs_group_wait (cs_group_t *self);
+/* After a take of count messages out of at most max. */
+void cs_group_took (cs_group_t *self, size_t count, size_t max);
+
 /* True once SIGINT or SIGTERM has arrived. */
 int cs_zmq_interrupted (void);
 

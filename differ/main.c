@@ -209,6 +209,7 @@ main (int argc, char **argv)
     d.live.started_ms = d.live.acked_ms = zclock_time ();
     poller = zpoller_new (d.in, cs_control_sock (control), NULL);
     int64_t next_replan = zclock_mono () + REPLAN_MS;
+    cs_group_t group = { 0, 0 };
     if (!d.live.damaged)
         flush (&d);
     while (!cs_zmq_interrupted ()) {
@@ -229,6 +230,7 @@ main (int argc, char **argv)
         else if (which) {
             cs_msg_t *batch [BATCH];
             size_t n = 0;
+            cs_group_wait (&group);
             while (n < BATCH) {
                 cs_msg_error_t err;
                 cs_msg_t *m = cs_zmq_try_recv (d.in, &err);
@@ -249,6 +251,8 @@ main (int argc, char **argv)
             }
             else if (n)
                 d.live.db_error [0] = 0;
+            if (n)
+                cs_group_took (&group, n, BATCH);
             for (size_t i = 0; i < n; i++)
                 cs_msg_destroy (&batch [i]);
         }

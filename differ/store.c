@@ -443,8 +443,11 @@ typedef struct {
 
 /* Commands out at once per device: enough to keep a device busy for a second
  * or more, few enough that the pusher holds little and a slow device is not
- * sent its whole backlog again when the lease runs out. */
+ * sent its whole backlog again when the lease runs out. The window is topped
+ * up once half of it is done, not after each result: one write transaction
+ * per half window, and the pusher still has half a window queued. */
 #define WINDOW 100
+#define REFILL (WINDOW / 2)
 
 static int
 due_fn (cs_db_t *db, void *arg)
@@ -462,7 +465,7 @@ due_fn (cs_db_t *db, void *arg)
         sqlite3_bind_int64 (st, 2, expired);
         int64_t out = sqlite3_step (st) == SQLITE_ROW ? sqlite3_column_int64 (st, 0) : 0;
         sqlite3_reset (st);
-        if (out >= WINDOW)
+        if (out > REFILL)
             continue;
         /* lease run out (sent again), then never sent, oldest first */
         st = cs_db_stmt (db, "SELECT id, device, employee_no, email, op, name, begin_time, end_time, tag "

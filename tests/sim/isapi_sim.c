@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -77,6 +78,8 @@ typedef struct {
     int64_t idle_since_us;      /* when the last request in flight was answered, 0 if never */
     int64_t *gaps;              /* idle gaps, microseconds: answer's end to the next request */
     size_t gap_count;
+    int64_t idle_us, over_us;   /* idle gaps summed; time answering beyond latency_ms, summed */
+    int64_t answered;           /* requests answered since the stats were reset */
     sim_rng_t rng;
     sim_server_t srv;
     uint16_t port;
@@ -161,6 +164,7 @@ stats_reset (device_t *d)
 {
     d->gap_count = 0;
     d->idle_since_us = 0;
+    d->idle_us = d->over_us = d->answered = 0;
     json_decref (d->stats);
     d->stats = json_pack ("{s:{}, s:{}, s:{}, s:i, s:i, s:i, s:i, s:i, s:i, s:i}",
                           "requests", "status", "writes_by_op", "writes", 0, "bad_logins", 0,
@@ -1023,10 +1027,13 @@ device_handler (void *cls, struct MHD_Connection *conn, const char *method, cons
     pthread_mutex_lock (&sim->lock);
     stat_add (d, "requests", key, 1);
     if (d->active == 0 && d->idle_since_us && d->gap_count < MAX_GAPS
-        && (d->gaps || (d->gaps = malloc (MAX_GAPS * sizeof *d->gaps))))
+        && (d->gaps || (d->gaps = malloc (MAX_GAPS * sizeof *d->gaps)))) {
         d->gaps [d->gap_count++] = sim_now_us () - d->idle_since_us;
+        d->idle_us += d->gaps [d->gap_count - 1];
+    }
     d->active++;
     req->counted = 1;
+    req->start_us = sim_now_us ();
     if (d->active > json_integer_value (json_object_get (d->stats, "max_concurrency")))
         json_object_set_new (d->stats, "max_concurrency", json_integer (d->active));
     int over = d->max_concurrent && d->active > d->max_concurrent;
@@ -1089,8 +1096,11 @@ device_done (void *cls, sim_req_t *req)
     if (!req->counted)
         return;
     pthread_mutex_lock (&d->sim->lock);
+    int64_t now = sim_now_us ();
+    d->over_us += now - req->start_us - (int64_t) d->latency_ms * 1000;
+    d->answered++;
     if (--d->active == 0)
-        d->idle_since_us = sim_now_us ();
+        d->idle_since_us = now;
     pthread_mutex_unlock (&d->sim->lock);
 }
 
@@ -1323,6 +1333,11 @@ control_handler (void *cls, struct MHD_Connection *conn, const char *method, con
             json_object_set_new (copy, "in_flight", json_integer (d->active));
             json_object_set_new (copy, "idle_gap_median_ms", json_real (gap_median_ms (d)));
             json_object_set_new (copy, "idle_gaps", json_integer ((json_int_t) d->gap_count));
+            /* where a request's time goes besides latency_ms: waiting for the
+             * client (idle) and the simulator's own answering (over) */
+            json_object_set_new (copy, "idle_total_ms", json_real ((double) d->idle_us / 1000.0));
+            json_object_set_new (copy, "answer_over_latency_mean_ms",
+                                 json_real (d->answered ? (double) d->over_us / 1000.0 / (double) d->answered : 0));
             pthread_mutex_unlock (&sim->lock);
             step = sim_reply_json (conn, 200, copy, 0);
         }
@@ -1415,6 +1430,9 @@ main (int argc, char **argv)
 {
     static sim_t sim;
     pthread_mutex_init (&sim.lock, NULL);
+    /* a device answers latency_ms after a request, not up to 50 us later (the
+     * default timer slack); the connection threads inherit this */
+    prctl (PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
     sim.seed = 1;
     long control_port = 0;
     const char *port_file = NULL, *user = "admin", *password = "Passw0rd";

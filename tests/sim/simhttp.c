@@ -9,6 +9,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* The server and request this thread's handler is serving (one thread per
+ * connection): sim_reply ends the request's work as it queues the answer. */
+static __thread sim_server_t *s_srv;
+static __thread sim_req_t *s_req;
+
+static void
+end_request (sim_server_t *srv, sim_req_t *req)
+{
+    if (srv && req && !req->ended && srv->done)
+        srv->done (srv->cls, req);
+    if (req)
+        req->ended = 1;
+}
+
 static enum MHD_Result
 dispatch (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
           const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
@@ -21,6 +35,8 @@ dispatch (void *cls, struct MHD_Connection *conn, const char *url, const char *m
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        s_srv = srv;
+        s_req = req;
         sim_step_t step = srv->handler (srv->cls, conn, method, url, req, 0);
         if (step == SIM_DONE)
             req->answered = 1;
@@ -56,6 +72,8 @@ dispatch (void *cls, struct MHD_Connection *conn, const char *url, const char *m
         if (!req->body)
             return MHD_NO;
     }
+    s_srv = srv;
+    s_req = req;
     return srv->handler (srv->cls, conn, method, url, req, 1) == SIM_FAIL ? MHD_NO : MHD_YES;
 }
 
@@ -69,8 +87,9 @@ completed (void *cls, struct MHD_Connection *conn, void **con_cls,
     sim_req_t *req = *con_cls;
     if (!req)
         return;
-    if (srv->done)
-        srv->done (srv->cls, req);
+    end_request (srv, req);
+    if (s_req == req)
+        s_req = NULL;
     free (req->body);
     free (req);
     *con_cls = NULL;
@@ -151,6 +170,7 @@ sim_reply (struct MHD_Connection *conn, unsigned status, const char *content_typ
         s_reply_due_us = 0;
         sleep_us (wait);
     }
+    end_request (s_srv, s_req);
     struct MHD_Response *resp = MHD_create_response_from_buffer (len, (void *) body,
                                                                  MHD_RESPMEM_MUST_COPY);
     if (!resp)

@@ -20,6 +20,8 @@ typedef struct {
     int too_big;                /* the body passed SIM_BODY_MAX */
     int answered;               /* a response has been queued */
     int counted;                /* the handler counted it as in flight */
+    int64_t start_us;           /* when its headers were in (sim_now_us) */
+    int ended;                  /* done has been called */
     void *user;                 /* the handler's own state */
 } sim_req_t;
 
@@ -34,7 +36,9 @@ typedef void (sim_done_fn) (void *cls, sim_req_t *req);
 
 typedef struct {
     sim_handler_fn *handler;
-    sim_done_fn *done;          /* when a request ends (may be NULL) */
+    sim_done_fn *done;          /* once a request's answer is queued (the client may have it
+                                 * before MHD calls it complete), or it ends unanswered;
+                                 * may be NULL */
     void *cls;
     struct MHD_Daemon *daemon;
     uint16_t port;

@@ -187,3 +187,48 @@ TEST (an_ack_below_the_acknowledged_names_the_lost_events_once)
     CHECK_INT (cs_store_meta (s, "audit_gap_ms"), 12345);  /* status shows it for a day */
     cs_store_destroy (&s);
 }
+
+/* The command window: at most 100 out per device; topped up only once half
+ * of it is done (one write transaction per half window, not one a result);
+ * a command whose lease ran out goes again. */
+static size_t
+due (cs_store_t *s, const cs_config_t *cfg, int64_t now)
+{
+    cs_msg_t **msgs = NULL;
+    size_t n = 0;
+    REQUIRE (cs_store_due_commands (s, cfg, now, &msgs, &n) == 0);
+    for (size_t i = 0; i < n; i++)
+        cs_msg_destroy (&msgs [i]);
+    free (msgs);
+    return n;
+}
+
+TEST (the_command_window_is_topped_up_once_half_is_done)
+{
+    char path [512], error [512] = "";
+    snprintf (path, sizeof path, "%s/state.db", cs_test_dir ());
+    cs_store_t *s = cs_store_open (path, NULL, error, sizeof error);
+    REQUIRE (s);
+    cs_db_t *db = cs_store_db (s);
+    REQUIRE (cs_db_exec (db,
+        "WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 180) "
+        "INSERT INTO command (device, employee_no, email, op, name, begin_time, end_time, state, created_ms) "
+        "SELECT 'door1', i, 'm' || i || '@x.se', 'set', '', '2026-01-01T00:00:00', "
+        "'2026-12-31T23:59:59', 'pending', 1 FROM n") == 0);
+    cs_device_config_t dev = { .name = "door1" };
+    cs_config_t cfg = { .devices = &dev, .device_count = 1 };
+    cfg.sync.lease = 60;
+    int64_t t = 1000000;
+    CHECK_INT (due (s, &cfg, t), 100);              /* the first window */
+    CHECK_INT (due (s, &cfg, t + 1), 0);
+    REQUIRE (cs_db_exec (db, "UPDATE command SET state = 'done' WHERE id <= 49") == 0);
+    CHECK_INT (due (s, &cfg, t + 2), 0);            /* 51 still out: not yet */
+    REQUIRE (cs_db_exec (db, "UPDATE command SET state = 'done' WHERE id = 50") == 0);
+    CHECK_INT (due (s, &cfg, t + 3), 50);           /* half done: back to 100 out */
+    CHECK_STR (one (db, "SELECT min (id) FROM command WHERE sent_ms = 1000003"), "101");
+    CHECK_STR (one (db, "SELECT max (id) FROM command WHERE sent_ms = 1000003"), "150");
+    /* 51..100 ran out of their lease (101..150 not yet): those go again first */
+    CHECK_INT (due (s, &cfg, t + 60 * 1000 + 1), 50);
+    CHECK_STR (one (db, "SELECT count (*) FROM command WHERE sent_ms = 1060001 AND id BETWEEN 51 AND 100"), "50");
+    cs_store_destroy (&s);
+}
