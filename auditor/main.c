@@ -4,6 +4,7 @@
 #include "auditor/notify.h"
 #include "auditor/store.h"
 #include "auditor/tail.h"
+#include "auditor/web.h"
 #include "common/cli.h"
 #include "common/log.h"
 #include "common/sd.h"
@@ -33,7 +34,8 @@ static const cs_cli_spec_t s_spec = {
                  "  unmatched [--csv|--json] entitled members with no person on a device\n"
                  "  orphans [--csv|--json]   persons still admitted whom no entitled member ties\n"
                  "  held [--json]            the revocations a tripped guard holds back\n"
-                 "  approve [--yes]          show what a tripped guard holds back; send it once confirmed\n\n"
+                 "  approve [--yes]          show what a tripped guard holds back; send it once confirmed\n"
+                 "  serve                    the operator's window: HTTP on [web] listen, JSON under /api/\n\n"
                  "All but tail and history ask the differ on its control socket ([pipeline]\n"
                  "differ_ctl) and say so when it does not answer.\n\n"
                  "With [notify] smtp_url set, it mails a digest of new failures, a tripped\n"
@@ -56,7 +58,17 @@ typedef struct {
     dev_t dev;                  /* the file audit.db was when opened */
     ino_t ino;
     int burst;                  /* a batch of a burst was stored: trim the heap once it is over */
+    int64_t stored;             /* events stored since the start (its heartbeat's counters) */
+    int64_t store_failed;       /* batches that could not be stored */
 } auditor_t;
+
+static json_t *
+counters (void *arg)
+{
+    auditor_t *a = arg;
+    return json_pack ("{s:I, s:I}", "events_stored", (json_int_t) a->stored,
+                      "store_failures", (json_int_t) a->store_failed);
+}
 
 static void
 send_ack (auditor_t *a)
@@ -139,13 +151,17 @@ drain (auditor_t *a)
     }
     if (n == 0)
         return 0;
-    if (cs_audit_store (a->audit, batch, n, inserted) != 0)
+    if (cs_audit_store (a->audit, batch, n, inserted) != 0) {
         /* nothing acknowledged: the differ sends them again */
         cs_log (a->log, CS_LOG_ERROR, "store_failed", "error", cs_audit_errmsg (a->audit), NULL);
+        a->store_failed++;
+    }
     else {
         for (size_t i = 0; i < n; i++)
-            if (inserted [i])
+            if (inserted [i]) {
                 cs_zmq_send (a->pub, batch [i], NULL);
+                a->stored++;
+            }
         send_ack (a);
     }
     for (size_t i = 0; i < n; i++)
@@ -172,7 +188,8 @@ main (int argc, char **argv)
         return rc;
     /* a command's help needs no config */
     int help = cli.arg_count > 1 && (!strcmp (cli.args [1], "--help") || !strcmp (cli.args [1], "-h"));
-    cs_config_t *cfg = help ? NULL : cs_cli_config (&s_spec, &cli, CS_SECRETS_SMTP, &rc);
+    int serve = cli.arg_count > 0 && !strcmp (cli.args [0], "serve");
+    cs_config_t *cfg = help ? NULL : cs_cli_config (&s_spec, &cli, CS_SECRETS_SMTP | (serve ? CS_SECRETS_WEB : 0), &rc);
     if (!help && rc >= 0) {
         cs_config_destroy (&cfg);
         return rc;
@@ -191,13 +208,18 @@ main (int argc, char **argv)
         else if (!strcmp (cmd, "unmatched")) rc = cs_cmd_unmatched (cfg, n, rest);
         else if (!strcmp (cmd, "orphans")) rc = cs_cmd_orphans (cfg, n, rest);
         else if (!strcmp (cmd, "member")) rc = cs_cmd_member (cfg, n, rest);
+        else if (!strcmp (cmd, "serve")) {
+            cs_log_t *log = cs_cli_log (&s_spec, cfg);
+            rc = cs_web_serve (cfg, log, n, rest);
+            cs_log_destroy (&log);
+        }
         else if (help) {
             fprintf (stderr, "cardsync-auditor: '%s' is not a command; see --help\n", cmd);
             rc = EX_USAGE;
         }
         else {
             fprintf (stderr, "cardsync-auditor: '%s' is not a command (tail, failed, status, "
-                     "history, member, unmatched, orphans, held, replay, approve); see --help\n", cmd);
+                     "history, member, unmatched, orphans, held, replay, approve, serve); see --help\n", cmd);
             rc = EX_USAGE;
         }
         cs_config_destroy (&cfg);
@@ -238,6 +260,7 @@ main (int argc, char **argv)
     cs_group_t group = { 0, 0 };
     cs_beat_t beat;
     cs_beat_init (&beat, a.acks, CS_STAGE_AUDITOR, cfg->pipeline.heartbeat_interval);
+    cs_beat_counters (&beat, counters, &a);
     while (!cs_zmq_interrupted ()) {
         cs_beat (&beat);
         if (cs_sd_due ()) {

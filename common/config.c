@@ -3,6 +3,7 @@
 #include "common/email.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <ini.h>
@@ -26,12 +27,13 @@ typedef enum {
     SEC_PIPELINE,
     SEC_AUDITOR,
     SEC_NOTIFY,
+    SEC_WEB,
     SEC_KINDS,
     SEC_UNKNOWN
 } sec_kind_t;
 
 static const char *s_section_names [SEC_KINDS] = {
-    "cardskipper", "device", "sync", "pipeline", "auditor", "notify"
+    "cardskipper", "device", "sync", "pipeline", "auditor", "notify", "web"
 };
 
 /* The schema: every key each kind of section accepts. */
@@ -51,6 +53,8 @@ static const char *s_keys [SEC_KINDS][MAX_KEYS] = {
     [SEC_AUDITOR]     = { "retention_days", NULL },
     [SEC_NOTIFY]      = { "smtp_url", "username", "password_file", "from", "to",
                           "batch_interval", "export_alert_after", "starttls", "ca_file", NULL },
+    [SEC_WEB]         = { "listen", "allowed_hosts", "username", "password_file", "cert_file",
+                          "key_file", "allow_plain_http", NULL },
 };
 
 typedef struct {
@@ -232,7 +236,7 @@ begin_section (parser_t *p, char *name)
         add_error (p, p->lineno, name, NULL, "a device section needs a name: [device door1]");
     else
         add_error (p, p->lineno, name, NULL, "unknown section (known: cardskipper, "
-                   "device NAME, sync, pipeline, auditor, notify)");
+                   "device NAME, sync, pipeline, auditor, notify, web)");
 }
 
 static void
@@ -1014,6 +1018,126 @@ load_pipeline (parser_t *p, section_t *s, cs_pipeline_config_t *c)
         c->log_level = dup_or_oom (p, lv);
 }
 
+/* listen = HOST:PORT, HOST an IPv4 address, [an IPv6 address] or localhost. */
+static int
+parse_listen (const char *text, cs_web_config_t *c)
+{
+    const char *colon = strrchr (text, ':');
+    long long port;
+    if (!colon || parse_long (colon + 1, 1, 65535, &port) != 0)
+        return -1;
+    size_t len = (size_t) (colon - text);
+    char host [64];
+    if (len == 0 || len >= sizeof host)
+        return -1;
+    memcpy (host, text, len);
+    host [len] = 0;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (host [0] == '[' && host [len - 1] == ']') {
+        host [len - 1] = 0;
+        if (inet_pton (AF_INET6, host + 1, &a6) != 1)
+            return -1;
+        c->family = AF_INET6;
+        c->loopback = IN6_IS_ADDR_LOOPBACK (&a6);
+        memmove (host, host + 1, len);
+    }
+    else if (!strcmp (host, "localhost")) {
+        c->family = AF_INET;
+        c->loopback = 1;
+        snprintf (host, sizeof host, "127.0.0.1");
+    }
+    else if (inet_pton (AF_INET, host, &a4) == 1) {
+        c->family = AF_INET;
+        c->loopback = (ntohl (a4.s_addr) >> 24) == 127;
+    }
+    else
+        return -1;
+    c->address = strdup (host);
+    c->port = (int) port;
+    return c->address ? 0 : -1;
+}
+
+/* A Host header value's name (no port): letters, digits, '-', '.', or an
+ * [IPv6] literal. */
+static int
+valid_host_name (const char *h)
+{
+    if (!*h || strlen (h) > 253)
+        return 0;
+    if (h [0] == '[')
+        return h [strlen (h) - 1] == ']';
+    for (const char *ch = h; *ch; ch++)
+        if (!isalnum ((unsigned char) *ch) && *ch != '-' && *ch != '.')
+            return 0;
+    return 1;
+}
+
+static void
+load_web (parser_t *p, section_t *s, int secrets, cs_web_config_t *c)
+{
+    field_t listen = field (p, s, "listen");
+    const char *text = given (&listen) ? listen.value : "127.0.0.1:8480";
+    if (parse_listen (text, c) != 0) {
+        FIELD_ERROR (&listen, "must be ADDRESS:PORT (127.0.0.1:8480, [::1]:8480, 0.0.0.0:8480), "
+                     "not '%s'", text);
+        return;
+    }
+    /* the names a browser may use for this server (the Host check keeps a page
+     * on another site from reaching it by DNS rebinding) */
+    field_t hosts = field (p, s, "allowed_hosts");
+    char fallback [128];
+    snprintf (fallback, sizeof fallback, "localhost, 127.0.0.1, [::1]%s%s%s%s",
+              c->loopback ? "" : ", ", c->loopback ? "" : c->family == AF_INET6 ? "[" : "",
+              c->loopback ? "" : c->address, c->loopback || c->family != AF_INET6 ? "" : "]");
+    char *list = dup_or_oom (p, given (&hosts) ? hosts.value : fallback);
+    if (!list)
+        return;
+    size_t cap = 1;
+    for (const char *ch = list; *ch; ch++)
+        cap += *ch == ',';
+    c->allowed_hosts = calloc (cap, sizeof *c->allowed_hosts);
+    if (!c->allowed_hosts)
+        p->out_of_memory = 1;
+    for (char *item = list; item && c->allowed_hosts; ) {
+        char *comma = strchr (item, ',');
+        if (comma)
+            *comma = 0;
+        while (*item == ' ' || *item == '\t')
+            item++;
+        size_t n = strlen (item);
+        while (n && (item [n - 1] == ' ' || item [n - 1] == '\t'))
+            item [--n] = 0;
+        if (!valid_host_name (item))
+            FIELD_ERROR (&hosts, "'%s' is not a host name (no scheme, no port: club.example, "
+                         "192.168.1.10)", item);
+        else {
+            for (char *ch = item; *ch; ch++)
+                *ch = (char) tolower ((unsigned char) *ch);
+            if (!(c->allowed_hosts [c->allowed_count++] = strdup (item)))
+                p->out_of_memory = 1;
+        }
+        item = comma ? comma + 1 : NULL;
+    }
+    free (list);
+    get_path (p, s, "cert_file", PATH_FILE, &c->cert_file);
+    get_path (p, s, "key_file", PATH_FILE, &c->key_file);
+    field_t cert = field (p, s, "cert_file"), key = field (p, s, "key_file");
+    if (given (&cert) != given (&key))
+        FIELD_ERROR (given (&cert) ? &key : &cert, "cert_file and key_file go together (TLS needs both)");
+    get_bool (p, s, "allow_plain_http", 0, &c->allow_plain_http);
+    get_str (p, s, "username", NULL, 0, &c->username);
+    get_secret (p, s, "CARDSYNC_WEB_PASSWORD", (secrets & CS_SECRETS_WEB) && c->username,
+                &c->password, &c->password_source, &c->password_file);
+    if (!c->loopback && !c->username)
+        FIELD_ERROR (&listen, "%s is not loopback: the window needs a login there; set "
+                     "username = and the password in CARDSYNC_WEB_PASSWORD (or password_file =)", text);
+    else if (!c->loopback && !c->cert_file && !c->allow_plain_http)
+        FIELD_ERROR (&listen, "%s is not loopback: the login would cross the network in clear; "
+                     "set cert_file = and key_file = (TLS), or allow_plain_http = true behind a "
+                     "TLS proxy", text);
+}
+
 static void
 load_notify (parser_t *p, section_t *s, int secrets, cs_notify_config_t *c)
 {
@@ -1163,6 +1287,7 @@ cs_config_load (const char *path, int secrets, char **errors_p)
         get_int (&p, section_or_empty (&p, SEC_AUDITOR, &empty), "retention_days", 365, 1, 36500,
                  &cfg->auditor.retention_days);
         load_notify (&p, section_or_empty (&p, SEC_NOTIFY, &empty), secrets, &cfg->notify);
+        load_web (&p, section_or_empty (&p, SEC_WEB, &empty), secrets, &cfg->web);
     }
 
     if (p.out_of_memory)
@@ -1223,6 +1348,12 @@ cs_config_destroy (cs_config_t **self_p)
     for (size_t i = 0; i < n->to_count; i++)
         free (n->to [i]);
     free (n->to);
+    cs_web_config_t *w = &self->web;
+    free (w->address); free (w->username); free_secret (w->password); free (w->password_source);
+    free (w->password_file); free (w->cert_file); free (w->key_file);
+    for (size_t i = 0; i < w->allowed_count; i++)
+        free (w->allowed_hosts [i]);
+    free (w->allowed_hosts);
     free (self->path);
     free (self);
     *self_p = NULL;
@@ -1324,4 +1455,14 @@ cs_config_print (const cs_config_t *self, FILE *out)
     print_duration (out, "batch_interval", n->batch_interval);
     print_duration (out, "export_alert_after", n->export_alert_after);
     fprintf (out, "starttls = %s\nca_file = %s\n", n->starttls ? "true" : "false", STR (n->ca_file));
+    const cs_web_config_t *w = &self->web;
+    fprintf (out, "\n[web]\nlisten = %s%s%s:%d\nallowed_hosts =", w->family == AF_INET6 ? "[" : "",
+             STR (w->address), w->family == AF_INET6 ? "]" : "", w->port);
+    for (size_t i = 0; i < w->allowed_count; i++)
+        fprintf (out, "%s%s", i ? ", " : " ", w->allowed_hosts [i]);
+    fprintf (out, "\nusername = %s\n", STR (w->username));
+    if (w->username)
+        print_secret (out, w->password_file, w->password_source, w->password);
+    fprintf (out, "cert_file = %s\nkey_file = %s\nallow_plain_http = %s\n", STR (w->cert_file),
+             STR (w->key_file), w->allow_plain_http ? "true" : "false");
 }

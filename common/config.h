@@ -17,7 +17,8 @@
 #define CS_SECRETS_CARDSKIPPER  0x1
 #define CS_SECRETS_DEVICES      0x2
 #define CS_SECRETS_SMTP         0x4
-#define CS_SECRETS_ALL          0x7
+#define CS_SECRETS_WEB          0x8
+#define CS_SECRETS_ALL          0xf
 
 #define CS_DEVICE_NAME_MAX 32
 
@@ -111,6 +112,22 @@ typedef struct {
     char *ca_file;
 } cs_notify_config_t;
 
+typedef struct {               /* [web]: cardsync-auditor serve */
+    char *address;              /* to listen on: "127.0.0.1", "::1", "0.0.0.0" */
+    int family;                 /* AF_INET or AF_INET6 */
+    int port;
+    int loopback;               /* address is this machine only */
+    char **allowed_hosts;       /* lower case; a request's Host must be one of them */
+    size_t allowed_count;
+    char *username;             /* NULL: no login (loopback only) */
+    char *password;
+    char *password_source;
+    char *password_file;
+    char *cert_file;            /* TLS when set (with key_file) */
+    char *key_file;
+    int allow_plain_http;       /* off loopback without TLS (behind a TLS proxy) */
+} cs_web_config_t;
+
 typedef struct {
     char *path;                 /* the file this came from */
     cs_cardskipper_config_t cardskipper;
@@ -120,6 +137,7 @@ typedef struct {
     cs_pipeline_config_t pipeline;
     cs_auditor_config_t auditor;
     cs_notify_config_t notify;
+    cs_web_config_t web;
 } cs_config_t;
 
 /* Loads and validates path. On failure returns NULL and, when errors_p is not

@@ -103,7 +103,7 @@ static const type_info_t s_types [CS_MSG_TYPE_COUNT] = {
         | B (CS_F_ORG) | B (CS_F_MID) },
     [CS_MSG_ANSWER] = { "answer", B (CS_F_REQ) | B (CS_F_OK), B (CS_F_ERROR) | B (CS_F_BODY)
         | B (CS_F_MORE) },
-    [CS_MSG_HEARTBEAT] = { "heartbeat", B (CS_F_STAGE), B (CS_F_TS) | B (CS_F_SEQ) },
+    [CS_MSG_HEARTBEAT] = { "heartbeat", B (CS_F_STAGE), B (CS_F_TS) | B (CS_F_SEQ) | B (CS_F_BODY) },
     [CS_MSG_SCAN_SKIP] = { "scan_skip", B (CS_F_DEV) | B (CS_F_SCAN) | B (CS_F_MSG), B (CS_F_NAME) },
 };
 

@@ -19,7 +19,8 @@
  *   health       pusher   -> differ   a device's reachability and credentials
  *   event        differ   -> auditor  one audited event, with its outbox seq
  *   ack          auditor  -> differ   every event up to seq is stored
- *   heartbeat    producer, pusher, auditor -> differ   a stage is alive
+ *   heartbeat    producer, pusher, auditor -> differ   a stage is alive, and its counters
+ *                                     since it started (body, for status and /metrics)
  *   request      operator -> differ   on differ.ctl: status, failed, held, unmatched,
  *                                     orphans, member, replay, approve (op)
  *   answer       differ   -> operator the answer: ok or err, and a body (a document);

@@ -275,6 +275,8 @@ cs_beat_init (cs_beat_t *self, zsock_t *sock, cs_stage_t stage, int interval_s)
     self->stage = stage;
     self->interval_ms = (int64_t) interval_s * 1000;
     self->next = 0;             /* the first goes at once */
+    self->counters = NULL;
+    self->arg = NULL;
 }
 
 void
@@ -287,8 +289,19 @@ cs_beat (cs_beat_t *self)
     cs_msg_t *m = cs_msg_new (CS_MSG_HEARTBEAT);
     cs_msg_set_str (m, CS_F_STAGE, cs_stage_name (self->stage));
     cs_msg_set_int (m, CS_F_TS, zclock_time ());
+    json_t *counters = self->counters ? self->counters (self->arg) : NULL;
+    if (counters)
+        cs_msg_set_doc (m, CS_F_BODY, counters);
+    json_decref (counters);
     cs_zmq_try_send (self->sock, m, NULL);
     cs_msg_destroy (&m);
+}
+
+void
+cs_beat_counters (cs_beat_t *self, cs_counters_fn *fn, void *arg)
+{
+    self->counters = fn;
+    self->arg = arg;
 }
 
 int

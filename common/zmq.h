@@ -13,6 +13,7 @@
 #include "common/vocab.h"
 
 #include <czmq.h>
+#include <jansson.h>
 
 typedef struct _cs_zmq_t cs_zmq_t;
 
@@ -55,15 +56,24 @@ cs_msg_t *cs_zmq_recv (zsock_t *sock, cs_msg_error_t *error);
  * nothing is waiting. Cheaper than asking ZMQ_EVENTS before each message. */
 cs_msg_t *cs_zmq_try_recv (zsock_t *sock, cs_msg_error_t *error);
 
-/* A stage's heartbeat to the differ, every [pipeline] heartbeat_interval. */
+/* A stage's counters since it started, as a JSON object for its heartbeat's
+ * body (a new reference, or NULL): what /metrics shows. */
+typedef json_t *(cs_counters_fn) (void *arg);
+
+/* A stage's heartbeat to the differ, every [pipeline] heartbeat_interval,
+ * with its counters when it has any. */
 typedef struct {
     zsock_t *sock;              /* to differ.in */
     cs_stage_t stage;
     int64_t interval_ms;
     int64_t next;               /* monotonic ms */
+    cs_counters_fn *counters;
+    void *arg;
 } cs_beat_t;
 
 void cs_beat_init (cs_beat_t *self, zsock_t *sock, cs_stage_t stage, int interval_s);
+/* Each heartbeat carries fn (arg)'s counters. */
+void cs_beat_counters (cs_beat_t *self, cs_counters_fn *fn, void *arg);
 /* Sends a heartbeat when one is due; never waits (a full queue skips one). */
 void cs_beat (cs_beat_t *self);
 

@@ -110,8 +110,13 @@ status_liveness (cs_control_t *c, cs_verdict_facts_t *f, json_t *j)
         f->beat_ms [i] = l->beat_ms [i];
         json_t *st = json_pack ("{s:s, s:b}", "name", cs_stage_name ((cs_stage_t) i), "alive",
                                 l->beat_ms [i] && f->now_ms - l->beat_ms [i] <= silent_after);
-        if (l->beat_ms [i])
+        if (l->beat_ms [i]) {
             json_object_set_new (st, "last_heartbeat", when_json (l->beat_ms [i]));
+            json_object_set_new (st, "last_heartbeat_ts", json_integer (l->beat_ms [i] / 1000));
+        }
+        /* its counters since it started (the pusher's are per device: under devices) */
+        if (l->counters [i] && i != CS_STAGE_PUSHER)
+            json_object_set (st, "counters", l->counters [i]);
         json_array_append_new (stages, st);
     }
     json_object_set_new (j, "stages", stages);
@@ -151,8 +156,10 @@ status_export (cs_control_t *c, cs_verdict_facts_t *f, json_t *j, char *msg, siz
     }
     if (st)
         sqlite3_reset (st);
-    if (f->export_ok_ms)
+    if (f->export_ok_ms) {
         json_object_set_new (exp, "last_good", when_json (f->export_ok_ms));
+        json_object_set_new (exp, "last_good_ts", json_integer (f->export_ok_ms / 1000));
+    }
     f->export_alert_after = c->cfg->notify.export_alert_after;
     json_object_set_new (j, "last_export", exp);
 }
@@ -231,10 +238,18 @@ status_devices (cs_control_t *c, cs_verdict_facts_t *f, cs_verdict_device_t *dev
             sqlite3_reset (st);
         }
         json_object_set_new (d, "scanned", json_boolean (v->scanned));
-        if (v->scan_ms)
+        if (v->scan_ms) {
             json_object_set_new (d, "last_scan", when_json (v->scan_ms));
+            json_object_set_new (d, "last_scan_ts", json_integer (v->scan_ms / 1000));
+        }
         v->persons = one_int (c->db, "SELECT count (*) FROM person WHERE device = ?1", v->name);
         json_object_set_new (d, "persons", json_integer (v->persons));
+        json_object_set_new (d, "managed", json_integer (one_int (c->db, "SELECT count (*) FROM target "
+                                                                         "WHERE device = ?1", v->name)));
+        /* the pusher's counters for this device since it started */
+        json_t *pushed = json_object_get (json_object_get (c->live->counters [CS_STAGE_PUSHER], "devices"), v->name);
+        if (json_is_object (pushed))
+            json_object_set (d, "counters", pushed);
         if (v->capacity > 0)
             json_object_set_new (d, "capacity", json_integer (v->capacity));
     }

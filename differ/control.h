@@ -24,6 +24,7 @@ typedef struct {
     int64_t acked_ms;                   /* when the audit last acknowledged (or the start) */
     char db_error [300];                /* the last failed write of state.db; "" after a good one */
     int damaged;                        /* state.db is damaged: db_error says how; nothing is read */
+    json_t *counters [CS_STAGE_COUNT];  /* each stage's counters from its last heartbeat (owned) */
 } cs_live_t;
 
 typedef struct _cs_control_t cs_control_t;

@@ -148,6 +148,11 @@ heartbeat (differ_t *d, const cs_msg_t *m)
         stage = CS_STAGE_AUDITOR;
     if (stage >= 0)
         d->live.beat_ms [stage] = zclock_time ();
+    json_t *counters = cs_msg_type (m) == CS_MSG_HEARTBEAT ? cs_msg_doc (m, CS_F_BODY) : NULL;
+    if (stage >= 0 && json_is_object (counters)) {
+        json_decref (d->live.counters [stage]);
+        d->live.counters [stage] = json_incref (counters);
+    }
     return cs_msg_type (m) == CS_MSG_HEARTBEAT;
 }
 
@@ -280,6 +285,8 @@ done:
     zsock_destroy (&d.auditor);
     cs_zmq_destroy (&zmq);
     cs_state_destroy (&d.state);
+    for (int i = 0; i < CS_STAGE_COUNT; i++)
+        json_decref (d.live.counters [i]);
     cs_log_destroy (&d.log);
     cs_config_destroy (&cfg);
     return rc;

@@ -40,7 +40,21 @@ typedef struct {
     size_t sent;                /* members sent in this cycle */
     size_t with_email;          /* for --check */
     cs_beat_t beat;             /* to the differ, also while an export downloads */
+    struct {                    /* since the producer started: its heartbeat's counters */
+        int64_t ok, failed;     /* export cycles */
+        int64_t members;        /* members sent */
+        int64_t bytes;          /* export bytes read */
+    } count;
 } producer_t;
+
+static json_t *
+counters (void *arg)
+{
+    producer_t *p = arg;
+    return json_pack ("{s:I, s:I, s:I, s:I}", "exports_ok", (json_int_t) p->count.ok,
+                      "exports_failed", (json_int_t) p->count.failed,
+                      "members_sent", (json_int_t) p->count.members, "bytes", (json_int_t) p->count.bytes);
+}
 
 static int
 send_member (void *arg, const cs_member_t *m)
@@ -131,6 +145,12 @@ run_cycle (producer_t *p, int full, const char *changed_at, long *http)
     }
     int ok = r.status == CS_EXPORT_OK;
     send_frame (p, CS_MSG_CYCLE_END, full, ok, ok ? NULL : r.error);
+    if (ok)
+        p->count.ok++;
+    else
+        p->count.failed++;
+    p->count.members += (int64_t) p->sent;
+    p->count.bytes += (int64_t) bytes;
     char members [32], secs [32], size [32], cycle [32];
     snprintf (members, sizeof members, "%zu", p->sent);
     snprintf (secs, sizeof secs, "%.3f", (double) (zclock_mono () - started) / 1000.0);
@@ -241,6 +261,7 @@ main (int argc, char **argv)
         goto done;
     }
     cs_beat_init (&p.beat, p.out, CS_STAGE_PRODUCER, cfg->pipeline.heartbeat_interval);
+    cs_beat_counters (&p.beat, counters, &p);
     cs_log (p.log, CS_LOG_INFO, "started", "url", cfg->cardskipper.url,
             "differ", cfg->pipeline.differ_in, NULL);
     if (cs_cli_value (&s_spec, &cli, "once")) {

@@ -90,6 +90,14 @@ typedef struct {
     char health [16];
     int64_t next_scan;
     uint64_t scan_seq;
+    struct {                    /* since the pusher started: its heartbeat's counters */
+        int64_t applied;        /* writes the device took */
+        int64_t unchanged;      /* commands the device already held: no write */
+        int64_t failed;         /* commands given up (the failed queue) */
+        int64_t retried;        /* requests tried again after a transient failure */
+        int64_t requests;       /* HTTP requests sent */
+        int64_t scans_ok, scans_failed;
+    } count;
 } device_t;
 
 typedef struct {
@@ -171,6 +179,12 @@ send_result (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
         cs_msg_set_str (m, CS_F_END, t->end);
     }
     cs_msg_set_int (m, CS_F_TS, zclock_time ());
+    if (o->cls != CS_CLASS_OK)
+        d->count.failed++;
+    else if (t->wrote)
+        d->count.applied++;
+    else
+        d->count.unchanged++;
     char id [32], tries [16];
     snprintf (id, sizeof id, "%llu", (unsigned long long) t->id);
     snprintf (tries, sizeof tries, "%d", t->attempts + 1);
@@ -195,11 +209,36 @@ send_scan_end (pusher_t *p, device_t *d, task_t *t, int ok, const char *error)
     if (t->capacity > 0)
         cs_msg_set_int (m, CS_F_CAP, t->capacity);
     cs_msg_set_int (m, CS_F_TS, zclock_time ());
+    if (ok)
+        d->count.scans_ok++;
+    else
+        d->count.scans_failed++;
     char n [32];
     snprintf (n, sizeof n, "%zu", t->count);
     cs_log (p->log, ok ? CS_LOG_INFO : CS_LOG_WARN, "scan_end", "device", d->cfg->name,
             "ok", ok ? "true" : "false", "users", n, "error", error, NULL);
     send_msg (p, m);
+}
+
+/* The heartbeat's counters: each device's, since the pusher started. */
+static json_t *
+counters (void *arg)
+{
+    pusher_t *p = arg;
+    json_t *devices = json_object ();
+    for (size_t i = 0; i < p->device_count; i++) {
+        device_t *d = &p->devices [i];
+        json_object_set_new (devices, d->cfg->name,
+                             json_pack ("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}",
+                                        "applied", (json_int_t) d->count.applied,
+                                        "unchanged", (json_int_t) d->count.unchanged,
+                                        "failed", (json_int_t) d->count.failed,
+                                        "retried", (json_int_t) d->count.retried,
+                                        "requests", (json_int_t) d->count.requests,
+                                        "scans_ok", (json_int_t) d->count.scans_ok,
+                                        "scans_failed", (json_int_t) d->count.scans_failed));
+    }
+    return json_pack ("{s:o}", "devices", devices);
 }
 
 /* --- tasks and queues ----------------------------------------------------- */
@@ -472,6 +511,7 @@ start_request (pusher_t *p, device_t *d, task_t *t)
     d->running [slot] = t;
     d->inflight++;
     p->started++;
+    d->count.requests++;
     curl_multi_add_handle (p->multi, c);
     return 0;
 }
@@ -520,6 +560,7 @@ retry_later (pusher_t *p, device_t *d, task_t *t, const cs_outcome_t *o)
         return;
     }
     t->attempts++;
+    d->count.retried++;
     int64_t backoff = 1000LL << (t->attempts < 6 ? t->attempts : 6);   /* 2 s .. 64 s */
     backoff += (int64_t) (zclock_mono () % 1000);                      /* jitter */
     t->not_before = now + backoff;
@@ -1134,6 +1175,7 @@ main (int argc, char **argv)
     int64_t stop_by = 0;
     cs_beat_t beat;
     cs_beat_init (&beat, p.out, CS_STAGE_PUSHER, cfg->pipeline.heartbeat_interval);
+    cs_beat_counters (&beat, counters, &p);
     cs_sd_ready ("pusher: sockets bound");
     while (1) {
         cs_beat (&beat);

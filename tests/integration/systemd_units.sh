@@ -31,4 +31,15 @@ for prog in producer differ pusher auditor; do
         expect_rc 0 "$prog's $key is a command line it accepts"
     done
 done
+# the window: its own unit, wanted by the target once enabled (not by default)
+unit=$units/cardsync-web.service
+check "the window has a unit" test -f "$unit"
+check "it stops with the target" grep -qx "PartOf=cardsync.target" "$unit"
+check "and is enabled into it" grep -qx "WantedBy=cardsync.target" "$unit"
+check "its config errors are not restarted in a loop" grep -qx "RestartPreventExitStatus=78" "$unit"
+check "it is Type=notify with a watchdog" sh -c "grep -qx Type=notify '$unit' && grep -qE '^WatchdogSec=[0-9]+' '$unit'"
+check "it runs serve" grep -qE "^ExecStart=.*cardsync-auditor --config .* serve$" "$unit"
+cmd=$(sed -n "s/^ExecStartPre=//p" "$unit")
+run env CARDSYNC_CARDSKIPPER_PASSWORD=x CARDSYNC_DEVICE_DOOR1_PASSWORD=x CARDSYNC_DEVICE_DOOR2_PASSWORD=x $cmd
+expect_rc 0 "the window's ExecStartPre is a command line it accepts"
 finish

@@ -1,6 +1,7 @@
 #include "harness.h"
 #include "common/config.h"
 
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -487,4 +488,88 @@ TEST (comments_bom_and_colon_separator)
     CHECK_STR (cfg->cardskipper.url, "https://x.example");
     CHECK_STR (cfg->cardskipper.username, "colon@club.example");
     cs_config_destroy (&cfg);
+}
+
+/* [web]: where the window listens, which names it answers to, and what it
+ * needs off loopback (a login; TLS or allow_plain_http). */
+TEST (web_defaults_to_loopback_without_a_login)
+{
+    char *errors = NULL;
+    cs_config_t *cfg = load_text (MINIMAL, 0, &errors);
+    REQUIRE (cfg);
+    CHECK_STR (cfg->web.address, "127.0.0.1");
+    CHECK_INT (cfg->web.port, 8480);
+    CHECK_INT (cfg->web.loopback, 1);
+    CHECK (cfg->web.username == NULL);
+    CHECK_INT (cfg->web.allowed_count, 3);
+    CHECK_STR (cfg->web.allowed_hosts [0], "localhost");
+    CHECK_STR (cfg->web.allowed_hosts [2], "[::1]");
+    cs_config_destroy (&cfg);
+}
+
+TEST (web_listen_forms)
+{
+    static const struct { const char *listen; const char *address; int port, loopback, v6; } cases [] = {
+        { "127.0.0.1:9000", "127.0.0.1", 9000, 1, 0 },
+        { "localhost:9001", "127.0.0.1", 9001, 1, 0 },
+        { "[::1]:9002", "::1", 9002, 1, 1 },
+        { "127.8.9.10:9003", "127.8.9.10", 9003, 1, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        char text [256];
+        snprintf (text, sizeof text, "[web]\nlisten = %s\n", cases [i].listen);
+        char *errors = NULL;
+        cs_config_t *cfg = load_text (with (text), 0, &errors);
+        REQUIRE (cfg);
+        CHECK_STR (cfg->web.address, cases [i].address);
+        CHECK_INT (cfg->web.port, cases [i].port);
+        CHECK_INT (cfg->web.loopback, cases [i].loopback);
+        CHECK_INT (cfg->web.family == AF_INET6, cases [i].v6);
+        cs_config_destroy (&cfg);
+    }
+}
+
+TEST (web_refuses_what_it_cannot_do_safely)
+{
+    static const struct { const char *section; const char *error; } cases [] = {
+        { "listen = 8480", "must be ADDRESS:PORT" },
+        { "listen = club.example:8480", "must be ADDRESS:PORT" },
+        { "listen = 127.0.0.1:70000", "must be ADDRESS:PORT" },
+        { "listen = 0.0.0.0:8480", "0.0.0.0:8480 is not loopback: the window needs a login there" },
+        { "listen = 192.168.1.5:8480\nusername = ops", "set cert_file = and key_file = (TLS), or allow_plain_http = true" },
+        { "allowed_hosts = http://club.example", "'http://club.example' is not a host name" },
+        { "allowed_hosts = club.example:8480", "'club.example:8480' is not a host name" },
+        { "cert_file = /etc/hostname", "cert_file and key_file go together" },
+        { "allow_plain_http = maybe", "must be true or false" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases [0]; i++) {
+        char text [256];
+        snprintf (text, sizeof text, "[web]\n%s\n", cases [i].section);
+        char *errors = errors_of (with (text), 0);
+        CHECK_HAS (errors, cases [i].error);
+        free (errors);
+    }
+}
+
+TEST (web_off_loopback_with_a_login_and_plain_http_allowed)
+{
+    unsetenv ("CARDSYNC_WEB_PASSWORD");
+    const char *text = with ("[web]\nlisten = 0.0.0.0:8480\nusername = ops\nallow_plain_http = true\n"
+                             "allowed_hosts = Door-PC.club.example, 192.168.1.5\n");
+    char *errors = NULL;
+    cs_config_t *cfg = load_text (text, 0, &errors);       /* the other programs need no password */
+    REQUIRE (cfg);
+    CHECK_INT (cfg->web.loopback, 0);
+    CHECK_INT (cfg->web.allowed_count, 2);
+    CHECK_STR (cfg->web.allowed_hosts [0], "door-pc.club.example");
+    cs_config_destroy (&cfg);
+    errors = errors_of (text, CS_SECRETS_WEB);              /* serve does */
+    CHECK_HAS (errors, "CARDSYNC_WEB_PASSWORD");
+    free (errors);
+    setenv ("CARDSYNC_WEB_PASSWORD", "pw-1", 1);
+    cfg = load_text (text, CS_SECRETS_WEB, &errors);
+    REQUIRE (cfg);
+    CHECK_STR (cfg->web.password, "pw-1");
+    cs_config_destroy (&cfg);
+    unsetenv ("CARDSYNC_WEB_PASSWORD");
 }

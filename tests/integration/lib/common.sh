@@ -150,7 +150,7 @@ start_group () {
     mkdir -p "$dir"
     SUPCONF=$dir/supervisord.conf
     sed -e "s#@ROOT@/bin/#$CS_BIN/#g" -e "s#@STATE@#$dir#g" -e "s#@CONFIG@#$1#g" \
-        -e "s#@AUTOSTART@#true#g" -e "s#startsecs = 2#startsecs = ${2:-2}#" \
+        -e "s#@AUTOSTART@#true#g" -e "s#@WEB_AUTOSTART@#false#g" -e "s#startsecs = 2#startsecs = ${2:-2}#" \
         scripts/supervisord.conf > "$SUPCONF"
     supervisord -c "$SUPCONF" > "$dir/supervisord.out" 2>&1 &
     _pids+=($!)
