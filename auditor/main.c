@@ -49,7 +49,7 @@ typedef struct {
     const cs_config_t *cfg;
     cs_log_t *log;
     cs_audit_t *audit;
-    cs_notify_t *notify;        /* NULL without [notify] smtp_url */
+    cs_notify_t *notify;        /* NULL without [notify] smtp_url, webhook or healthcheck */
     zsock_t *in;                /* events from the differ */
     zsock_t *acks;              /* acks to the differ */
     zsock_t *pub;               /* the live stream */
@@ -273,7 +273,8 @@ main (int argc, char **argv)
             zclock_sleep (1000);        /* events wait in the socket, and then in the outbox */
             continue;
         }
-        zsock_t *which = zpoller_wait (poller, 1000);
+        /* an alert under way moves on at each turn */
+        zsock_t *which = zpoller_wait (poller, cs_notify_busy (a.notify) ? 20 : 1000);
         if (zpoller_terminated (poller))
             break;
         if (which) {

@@ -1,47 +1,16 @@
 #include "auditor/metrics.h"
+#include "common/text.h"
 #include "common/vocab.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct {
-    char *data;
-    size_t len, cap;
-    int failed;
-} text_t;
-
-static void
-put (text_t *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start (ap, fmt);
-    int n = vsnprintf (NULL, 0, fmt, ap);
-    va_end (ap);
-    if (n < 0 || t->failed)
-        return;
-    if (t->len + (size_t) n + 1 > t->cap) {
-        size_t cap = (t->len + (size_t) n + 1) * 2;
-        char *grown = realloc (t->data, cap);
-        if (!grown) {
-            t->failed = 1;
-            return;
-        }
-        t->data = grown;
-        t->cap = cap;
-    }
-    va_start (ap, fmt);
-    vsnprintf (t->data + t->len, t->cap - t->len, fmt, ap);
-    va_end (ap);
-    t->len += (size_t) n;
-}
-
 /* A metric's HELP and TYPE lines. */
 static void
-head (text_t *t, const char *name, const char *type, const char *help)
+head (cs_text_t *t, const char *name, const char *type, const char *help)
 {
-    put (t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    cs_text_put (t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A label value as the format wants it: \\, \" and \n escaped. */
@@ -83,7 +52,7 @@ stage (const json_t *status, const char *name)
 
 /* One sample per device of the device's key (under sub, if not NULL). */
 static void
-per_device (text_t *t, const json_t *status, const char *metric, const char *sub, const char *key,
+per_device (cs_text_t *t, const json_t *status, const char *metric, const char *sub, const char *key,
             const char *extra_label)
 {
     size_t i;
@@ -95,7 +64,7 @@ per_device (text_t *t, const json_t *status, const char *metric, const char *sub
             continue;
         char dev [200];
         label_value (json_string_value (json_object_get (d, "name")), dev, sizeof dev);
-        put (t, "%s{device=\"%s\"%s} %lld\n", metric, dev, extra_label ? extra_label : "",
+        cs_text_put (t, "%s{device=\"%s\"%s} %lld\n", metric, dev, extra_label ? extra_label : "",
              (long long) json_integer_value (v));
     }
 }
@@ -103,9 +72,9 @@ per_device (text_t *t, const json_t *status, const char *metric, const char *sub
 char *
 cs_metrics_text (const json_t *status)
 {
-    text_t t = { NULL, 0, 0, 0 };
+    cs_text_t t = { NULL, 0, 0, 0 };
     head (&t, "cardsync_differ_up", "gauge", "1 when the differ answered this scrape, 0 when it did not.");
-    put (&t, "cardsync_differ_up %d\n", status ? 1 : 0);
+    cs_text_put (&t, "cardsync_differ_up %d\n", status ? 1 : 0);
     if (!status)
         goto done;
 
@@ -113,7 +82,7 @@ cs_metrics_text (const json_t *status)
     head (&t, "cardsync_stage_up", "gauge", "1 when the program's heartbeat is recent (three heartbeat intervals).");
     for (int i = 0; i < CS_STAGE_COUNT; i++) {
         const char *name = cs_stage_name ((cs_stage_t) i);
-        put (&t, "cardsync_stage_up{stage=\"%s\"} %d\n", name,
+        cs_text_put (&t, "cardsync_stage_up{stage=\"%s\"} %d\n", name,
              json_is_true (json_object_get (stage (status, name), "alive")) ? 1 : 0);
     }
     head (&t, "cardsync_last_heartbeat_timestamp_seconds", "gauge", "When each program's last heartbeat came (Unix time).");
@@ -121,49 +90,49 @@ cs_metrics_text (const json_t *status)
         const char *name = cs_stage_name ((cs_stage_t) i);
         json_t *ts = json_object_get (stage (status, name), "last_heartbeat_ts");
         if (json_is_integer (ts))
-            put (&t, "cardsync_last_heartbeat_timestamp_seconds{stage=\"%s\"} %lld\n", name,
+            cs_text_put (&t, "cardsync_last_heartbeat_timestamp_seconds{stage=\"%s\"} %lld\n", name,
                  (long long) json_integer_value (ts));
     }
     head (&t, "cardsync_healthy", "gauge", "1 when status says all is well, 0 when something needs attention.");
-    put (&t, "cardsync_healthy %d\n", json_array_size (json_object_get (status, "attention")) ? 0 : 1);
+    cs_text_put (&t, "cardsync_healthy %d\n", json_array_size (json_object_get (status, "attention")) ? 0 : 1);
     head (&t, "cardsync_attention", "gauge", "How many things status says need attention.");
-    put (&t, "cardsync_attention %zu\n", json_array_size (json_object_get (status, "attention")));
+    cs_text_put (&t, "cardsync_attention %zu\n", json_array_size (json_object_get (status, "attention")));
 
     /* Cardskipper */
     const json_t *producer = json_object_get (stage (status, "producer"), "counters");
     if (producer) {
         head (&t, "cardsync_exports_total", "counter", "Cardskipper export cycles since the producer started, by result.");
-        put (&t, "cardsync_exports_total{result=\"ok\"} %lld\n", num (producer, "exports_ok"));
-        put (&t, "cardsync_exports_total{result=\"failed\"} %lld\n", num (producer, "exports_failed"));
+        cs_text_put (&t, "cardsync_exports_total{result=\"ok\"} %lld\n", num (producer, "exports_ok"));
+        cs_text_put (&t, "cardsync_exports_total{result=\"failed\"} %lld\n", num (producer, "exports_failed"));
         head (&t, "cardsync_export_members_total", "counter", "Members the producer read from exports since it started.");
-        put (&t, "cardsync_export_members_total %lld\n", num (producer, "members_sent"));
+        cs_text_put (&t, "cardsync_export_members_total %lld\n", num (producer, "members_sent"));
         head (&t, "cardsync_export_bytes_total", "counter", "Export bytes the producer read since it started.");
-        put (&t, "cardsync_export_bytes_total %lld\n", num (producer, "bytes"));
+        cs_text_put (&t, "cardsync_export_bytes_total %lld\n", num (producer, "bytes"));
     }
     const json_t *exp = json_object_get (status, "last_export");
     if (json_is_integer (json_object_get (exp, "last_good_ts"))) {
         head (&t, "cardsync_last_good_export_timestamp_seconds", "gauge", "When the last good export was taken (Unix time).");
-        put (&t, "cardsync_last_good_export_timestamp_seconds %lld\n", num (exp, "last_good_ts"));
+        cs_text_put (&t, "cardsync_last_good_export_timestamp_seconds %lld\n", num (exp, "last_good_ts"));
     }
     head (&t, "cardsync_members", "gauge", "Members the differ holds from the exports.");
-    put (&t, "cardsync_members %lld\n", num (status, "members"));
+    cs_text_put (&t, "cardsync_members %lld\n", num (status, "members"));
     head (&t, "cardsync_members_with_email", "gauge", "Members with a usable e-mail address.");
-    put (&t, "cardsync_members_with_email %lld\n", num (status, "members_with_email"));
+    cs_text_put (&t, "cardsync_members_with_email %lld\n", num (status, "members_with_email"));
 
     /* the persons tied to members, by state */
     const json_t *targets = json_object_get (status, "targets");
     head (&t, "cardsync_targets", "gauge", "Persons tied to members on the doors, by sync state.");
     static const char *const states [] = { "in_sync", "pending", "failed", "held", NULL };
     for (int i = 0; states [i]; i++)
-        put (&t, "cardsync_targets{state=\"%s\"} %lld\n", states [i], num (targets, states [i]));
+        cs_text_put (&t, "cardsync_targets{state=\"%s\"} %lld\n", states [i], num (targets, states [i]));
     head (&t, "cardsync_unmatched", "gauge", "Entitled members with no person on a door (member and door pairs).");
-    put (&t, "cardsync_unmatched %lld\n", num (targets, "unmatched"));
+    cs_text_put (&t, "cardsync_unmatched %lld\n", num (targets, "unmatched"));
     head (&t, "cardsync_failed_queue", "gauge", "Targets in the failed queue (replay them).");
-    put (&t, "cardsync_failed_queue %lld\n", num (targets, "failed"));
+    cs_text_put (&t, "cardsync_failed_queue %lld\n", num (targets, "failed"));
     head (&t, "cardsync_guard_held", "gauge", "Revocations the guard holds back (0: the guard is clear).");
-    put (&t, "cardsync_guard_held %lld\n", num (status, "guard_held"));
+    cs_text_put (&t, "cardsync_guard_held %lld\n", num (status, "guard_held"));
     head (&t, "cardsync_outbox_events", "gauge", "Events the audit has not acknowledged yet (the outbox lag).");
-    put (&t, "cardsync_outbox_events %lld\n", num (status, "outbox"));
+    cs_text_put (&t, "cardsync_outbox_events %lld\n", num (status, "outbox"));
 
     /* the doors */
     head (&t, "cardsync_device_health", "gauge", "Each door's health: 1 for the state it is in, 0 for the others.");
@@ -175,7 +144,7 @@ cs_metrics_text (const json_t *status)
         const char *now = json_string_value (json_object_get (d, "health"));
         for (int h = 0; h < CS_HEALTH_COUNT; h++) {
             const char *state = cs_health_name ((cs_health_t) h);
-            put (&t, "cardsync_device_health{device=\"%s\",state=\"%s\"} %d\n", dev, state,
+            cs_text_put (&t, "cardsync_device_health{device=\"%s\",state=\"%s\"} %d\n", dev, state,
                  now && !strcmp (now, state));
         }
     }
@@ -204,14 +173,10 @@ cs_metrics_text (const json_t *status)
     const json_t *auditor = json_object_get (stage (status, "auditor"), "counters");
     if (auditor) {
         head (&t, "cardsync_audit_events_total", "counter", "Events the auditor stored since it started.");
-        put (&t, "cardsync_audit_events_total %lld\n", num (auditor, "events_stored"));
+        cs_text_put (&t, "cardsync_audit_events_total %lld\n", num (auditor, "events_stored"));
         head (&t, "cardsync_audit_store_failures_total", "counter", "Batches of events the auditor could not store.");
-        put (&t, "cardsync_audit_store_failures_total %lld\n", num (auditor, "store_failures"));
+        cs_text_put (&t, "cardsync_audit_store_failures_total %lld\n", num (auditor, "store_failures"));
     }
 done:
-    if (t.failed) {
-        free (t.data);
-        return NULL;
-    }
-    return t.data;
+    return cs_text_take (&t);
 }

@@ -52,7 +52,8 @@ static const char *s_keys [SEC_KINDS][MAX_KEYS] = {
                           "curve_clients_dir", "log_level", "heartbeat_interval", NULL },
     [SEC_AUDITOR]     = { "retention_days", NULL },
     [SEC_NOTIFY]      = { "smtp_url", "username", "password_file", "from", "to",
-                          "batch_interval", "export_alert_after", "starttls", "ca_file", NULL },
+                          "batch_interval", "export_alert_after", "starttls", "ca_file",
+                          "webhook_url_file", "healthcheck_url_file", NULL },
     [SEC_WEB]         = { "listen", "allowed_hosts", "username", "password_file", "cert_file",
                           "key_file", "allow_plain_http", NULL },
 };
@@ -129,6 +130,8 @@ key_index (sec_kind_t kind, const char *key)
             return i;
     return -1;
 }
+
+static void free_secret (char *secret);
 
 static char *
 trim (char *s)
@@ -389,6 +392,44 @@ dup_or_oom (parser_t *p, const char *text)
     if (!copy)
         p->out_of_memory = 1;
     return copy;
+}
+
+/* The items of a comma list, trimmed, empty ones left out: a new array of
+ * new strings (*count of them; free each and the array). NULL when out of
+ * memory (p says so). */
+static char **
+split_list (parser_t *p, const char *text, size_t *count)
+{
+    *count = 0;
+    char *list = dup_or_oom (p, text);
+    size_t cap = 1;
+    for (const char *ch = text; *ch; ch++)
+        cap += *ch == ',';
+    char **items = list ? calloc (cap, sizeof *items) : NULL;
+    if (!items) {
+        p->out_of_memory = 1;
+        free (list);
+        return NULL;
+    }
+    for (char *item = list; item; ) {
+        char *comma = strchr (item, ',');
+        if (comma)
+            *comma = 0;
+        char *t = trim (item);
+        if (*t && !(items [(*count)++] = dup_or_oom (p, t)))
+            break;
+        item = comma ? comma + 1 : NULL;
+    }
+    free (list);
+    return items;
+}
+
+static void
+free_list (char **items, size_t count)
+{
+    for (size_t i = 0; items && i < count; i++)
+        free (items [i]);
+    free (items);
 }
 
 static void
@@ -766,10 +807,10 @@ read_password_file (field_t *f, const char *path)
 }
 
 static void
-get_secret (parser_t *p, section_t *s, const char *env, int needed, char **password,
-            char **source, char **file)
+get_secret_from (parser_t *p, section_t *s, const char *file_key, const char *env, int needed,
+                 char **password, char **source, char **file)
 {
-    field_t f = field (p, s, "password_file");
+    field_t f = field (p, s, file_key);
     char *from_file = NULL;
     if (given (&f)) {
         *file = resolve_path (p, f.value);
@@ -787,8 +828,50 @@ get_secret (parser_t *p, section_t *s, const char *env, int needed, char **passw
         *source = dup_or_oom (p, *file);
     }
     else if (needed && !given (&f))
-        add_error (p, s->line, s->label, "password_file",
-                   "no password: set %s in the environment or password_file", env);
+        add_error (p, s->line, s->label, file_key,
+                   "no password: set %s in the environment or %s", env, file_key);
+}
+
+/* A password: from env, else from the file password_file names. */
+static void
+get_secret (parser_t *p, section_t *s, const char *env, int needed, char **password,
+            char **source, char **file)
+{
+    get_secret_from (p, s, "password_file", env, needed, password, source, file);
+}
+
+/* An alert URL: a secret (it carries the token), from env or the file
+ * file_key names. http(s) only, https off this machine; the errors never
+ * repeat it. */
+static void
+get_secret_url (parser_t *p, section_t *s, const char *file_key, const char *env, char **url,
+                char **source, char **file)
+{
+    get_secret_from (p, s, file_key, env, 0, url, source, file);
+    if (!*url)
+        return;
+    field_t f = field (p, s, file_key);
+    char where [300];
+    snprintf (where, sizeof where, "the URL in %s", *source ? *source : env);
+    CURLU *u = curl_url ();
+    char *scheme = NULL, *host = NULL;
+    int ok = u && curl_url_set (u, CURLUPART_URL, *url, 0) == CURLUE_OK
+             && curl_url_get (u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK
+             && curl_url_get (u, CURLUPART_HOST, &host, 0) == CURLUE_OK;
+    int https = ok && !strcmp (scheme, "https"), http = ok && !strcmp (scheme, "http");
+    int loopback = ok && url_host_is_loopback (u);
+    curl_free (scheme);
+    curl_free (host);
+    curl_url_cleanup (u);
+    if (!https && !http)
+        FIELD_ERROR (&f, "%s is not an http:// or https:// URL", where);
+    else if (!https && !loopback)
+        FIELD_ERROR (&f, "%s must be https:// (its token would cross the network in clear); "
+                     "http:// only to this machine", where);
+    else
+        return;
+    free_secret (*url);
+    *url = NULL;
 }
 
 static int
@@ -1090,36 +1173,19 @@ load_web (parser_t *p, section_t *s, int secrets, cs_web_config_t *c)
     snprintf (fallback, sizeof fallback, "localhost, 127.0.0.1, [::1]%s%s%s%s",
               c->loopback ? "" : ", ", c->loopback ? "" : c->family == AF_INET6 ? "[" : "",
               c->loopback ? "" : c->address, c->loopback || c->family != AF_INET6 ? "" : "]");
-    char *list = dup_or_oom (p, given (&hosts) ? hosts.value : fallback);
-    if (!list)
+    size_t count;
+    char **items = split_list (p, given (&hosts) ? hosts.value : fallback, &count);
+    if (!items)
         return;
-    size_t cap = 1;
-    for (const char *ch = list; *ch; ch++)
-        cap += *ch == ',';
-    c->allowed_hosts = calloc (cap, sizeof *c->allowed_hosts);
-    if (!c->allowed_hosts)
-        p->out_of_memory = 1;
-    for (char *item = list; item && c->allowed_hosts; ) {
-        char *comma = strchr (item, ',');
-        if (comma)
-            *comma = 0;
-        while (*item == ' ' || *item == '\t')
-            item++;
-        size_t n = strlen (item);
-        while (n && (item [n - 1] == ' ' || item [n - 1] == '\t'))
-            item [--n] = 0;
-        if (!valid_host_name (item))
+    c->allowed_hosts = items;
+    for (size_t i = 0; i < count; i++) {
+        for (char *ch = items [i]; ch && *ch; ch++)
+            *ch = (char) tolower ((unsigned char) *ch);
+        if (items [i] && !valid_host_name (items [i]))
             FIELD_ERROR (&hosts, "'%s' is not a host name (no scheme, no port: club.example, "
-                         "192.168.1.10)", item);
-        else {
-            for (char *ch = item; *ch; ch++)
-                *ch = (char) tolower ((unsigned char) *ch);
-            if (!(c->allowed_hosts [c->allowed_count++] = strdup (item)))
-                p->out_of_memory = 1;
-        }
-        item = comma ? comma + 1 : NULL;
+                         "192.168.1.10)", items [i]);
     }
-    free (list);
+    c->allowed_count = count;
     get_path (p, s, "cert_file", PATH_FILE, &c->cert_file);
     get_path (p, s, "key_file", PATH_FILE, &c->key_file);
     field_t cert = field (p, s, "cert_file"), key = field (p, s, "key_file");
@@ -1146,6 +1212,10 @@ load_notify (parser_t *p, section_t *s, int secrets, cs_notify_config_t *c)
     field_t to = field (p, s, "to");
     get_duration (p, s, "batch_interval", "15m", 1, 86400, &c->batch_interval);
     get_duration (p, s, "export_alert_after", "1h", 1, 30 * 86400, &c->export_alert_after);
+    get_secret_url (p, s, "webhook_url_file", "CARDSYNC_WEBHOOK_URL", &c->webhook_url,
+                    &c->webhook_source, &c->webhook_file);
+    get_secret_url (p, s, "healthcheck_url_file", "CARDSYNC_HEALTHCHECK_URL", &c->healthcheck_url,
+                    &c->healthcheck_source, &c->healthcheck_file);
     if (!given (&url)) {
         if (given (&from) || given (&to))
             FIELD_ERROR (&url, "required when from or to is set (or remove them)");
@@ -1180,30 +1250,23 @@ load_notify (parser_t *p, section_t *s, int secrets, cs_notify_config_t *c)
         FIELD_ERROR (&to, "required with smtp_url: one or more addresses, separated by commas");
         return;
     }
-    char *list = dup_or_oom (p, to.value);
-    if (!list)
+    size_t count;
+    char **items = split_list (p, to.value, &count);
+    if (!items)
         return;
-    size_t cap = 1;
-    for (const char *ch = list; *ch; ch++)
-        cap += *ch == ',';
-    c->to = calloc (cap, sizeof *c->to);
-    if (!c->to) {
+    c->to = calloc (count ? count : 1, sizeof *c->to);
+    if (!c->to)
         p->out_of_memory = 1;
-        free (list);
-        return;
-    }
-    for (char *item = list; item; ) {
-        char *comma = strchr (item, ',');
-        if (comma)
-            *comma = 0;
-        if ((e = cs_email_normalize (item, norm)) != CS_EMAIL_OK) {
-            FIELD_ERROR (&to, "'%s': %s", trim (item), cs_email_strerror (e));
+    for (size_t i = 0; i < count && c->to; i++) {
+        if ((e = cs_email_normalize (items [i] ? items [i] : "", norm)) != CS_EMAIL_OK) {
+            FIELD_ERROR (&to, "'%s': %s", items [i] ? items [i] : "", cs_email_strerror (e));
             break;
         }
         c->to [c->to_count++] = dup_or_oom (p, norm);
-        item = comma ? comma + 1 : NULL;
     }
-    free (list);
+    if (!count)
+        FIELD_ERROR (&to, "required with smtp_url: one or more addresses, separated by commas");
+    free_list (items, count);
 }
 
 /* --- load, destroy, print ----------------------------------------------- */
@@ -1348,12 +1411,12 @@ cs_config_destroy (cs_config_t **self_p)
     for (size_t i = 0; i < n->to_count; i++)
         free (n->to [i]);
     free (n->to);
+    free_secret (n->webhook_url); free (n->webhook_source); free (n->webhook_file);
+    free_secret (n->healthcheck_url); free (n->healthcheck_source); free (n->healthcheck_file);
     cs_web_config_t *w = &self->web;
     free (w->address); free (w->username); free_secret (w->password); free (w->password_source);
     free (w->password_file); free (w->cert_file); free (w->key_file);
-    for (size_t i = 0; i < w->allowed_count; i++)
-        free (w->allowed_hosts [i]);
-    free (w->allowed_hosts);
+    free_list (w->allowed_hosts, w->allowed_count);
     free (self->path);
     free (self);
     *self_p = NULL;
@@ -1455,6 +1518,10 @@ cs_config_print (const cs_config_t *self, FILE *out)
     print_duration (out, "batch_interval", n->batch_interval);
     print_duration (out, "export_alert_after", n->export_alert_after);
     fprintf (out, "starttls = %s\nca_file = %s\n", n->starttls ? "true" : "false", STR (n->ca_file));
+    fprintf (out, "webhook_url_file = %s\n; webhook: %s\n", STR (n->webhook_file), !n->webhook_url ? "none"
+             : "(redacted) from the environment or webhook_url_file");
+    fprintf (out, "healthcheck_url_file = %s\n; healthcheck: %s\n", STR (n->healthcheck_file),
+             !n->healthcheck_url ? "none" : "(redacted) from the environment or healthcheck_url_file");
     const cs_web_config_t *w = &self->web;
     fprintf (out, "\n[web]\nlisten = %s%s%s:%d\nallowed_hosts =", w->family == AF_INET6 ? "[" : "",
              STR (w->address), w->family == AF_INET6 ? "]" : "", w->port);

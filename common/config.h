@@ -110,6 +110,12 @@ typedef struct {
     int export_alert_after;     /* seconds of failing exports before a mail */
     int starttls;               /* smtp:// must upgrade to TLS (default) */
     char *ca_file;
+    char *webhook_url;          /* the digest as JSON POST (a secret: it carries a token) */
+    char *webhook_source;
+    char *webhook_file;
+    char *healthcheck_url;      /* a dead-man ping after each good full cycle; /fail */
+    char *healthcheck_source;
+    char *healthcheck_file;
 } cs_notify_config_t;
 
 typedef struct {               /* [web]: cardsync-auditor serve */

@@ -23,7 +23,7 @@ sup stop 'cardsync:*' > /dev/null
 stopped_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 echo "stopping the group took $stopped_ms ms"
 sup status > "$CS_TMP/status"
-check "all stopped, none killed" bash -c "[ \$(grep -c STOPPED '$CS_TMP/status') = 4 ] && ! grep -q 'exit status [1-9]\|SIGKILL' '$CS_TMP/sup/supervisord.log'"
+check "all stopped, none killed" bash -c "[ \$(grep -c '^cardsync:.*STOPPED' '$CS_TMP/status') = 4 ] && ! grep -q 'exit status [1-9]\|SIGKILL' '$CS_TMP/sup/supervisord.log'"
 
 # a bad config: FATAL, not a restart loop, and the log says why
 sed -i 's/^username = admin/username = admin\nmax_inflight = lots/' "$CS_CONFIG"

@@ -9,26 +9,20 @@ when it arrived and the message text.
 """
 import argparse
 import base64
-import json
 import os
 import socket
 import socketserver
 import ssl
 import sys
-import threading
 import time
 
+import sink_store
+
 args = None
-lock = threading.Lock()
 
 
 def save(record):
-    with lock:
-        n = len([f for f in os.listdir(args.dir) if f.endswith(".json")]) + 1
-        tmp = os.path.join(args.dir, "%04d.tmp" % n)
-        with open(tmp, "w") as f:
-            json.dump(record, f)
-        os.rename(tmp, os.path.join(args.dir, "%04d.json" % n))
+    sink_store.save(args.dir, record)
 
 
 class Session(socketserver.StreamRequestHandler):
