@@ -38,6 +38,7 @@ ifeq ($(filter clean,$(MAKECMDGOALS)),)
                && (pkg-config --exists msgpack-c || pkg-config --exists msgpack) \
                && test -r /usr/include/unicase.h \
                && test -r /usr/lib/python3/dist-packages/prometheus_client/parser.py \
+               && test -r /usr/lib/python3/dist-packages/selenium/__init__.py && test -x /usr/bin/chromedriver \
                && test -n "$$(find /usr/lib/llvm-*/lib/clang -name 'libclang_rt.fuzzer-x86_64.a' 2>/dev/null)" \
                && command -v $(TOOLS) >/dev/null 2>&1 && echo yes)
   ifneq ($(DEPS_OK),yes)
@@ -104,7 +105,7 @@ $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 
 # the auditor's `serve` is an HTTP server
 MHD_CFLAGS := $(shell pkg-config --cflags libmicrohttpd)
-MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd) -lpthread
+MHD_LIBS   := $(shell pkg-config --libs libmicrohttpd gnutls) -lpthread
 $(OUT)/auditor/web.o: CFLAGS += $(MHD_CFLAGS)
 $(BINDIR)/cardsync-auditor: LDLIBS += $(MHD_LIBS)
 
@@ -129,7 +130,7 @@ $(BINDIR)/tests/test_export: $(OUT)/producer/export.o
 $(BINDIR)/tests/test_store: $(OUT)/differ/store.o
 $(BINDIR)/tests/test_audit: $(OUT)/auditor/store.o
 $(BINDIR)/tests/test_verdict: $(OUT)/differ/verdict.o
-$(BINDIR)/tests/test_web: $(OUT)/auditor/web.o $(OUT)/auditor/ctl.o $(OUT)/auditor/metrics.o
+$(BINDIR)/tests/test_web: $(OUT)/auditor/web.o $(OUT)/auditor/ctl.o $(OUT)/auditor/metrics.o $(OUT)/auditor/pages.o
 $(BINDIR)/tests/test_web: LDLIBS += $(MHD_LIBS)
 
 $(BINDIR)/tests/%: $(OUT)/tests/unit/%.o $(TEST_LIB) $(LIBCS)

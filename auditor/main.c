@@ -35,7 +35,7 @@ static const cs_cli_spec_t s_spec = {
                  "  orphans [--csv|--json]   persons still admitted whom no entitled member ties\n"
                  "  held [--json]            the revocations a tripped guard holds back\n"
                  "  approve [--yes]          show what a tripped guard holds back; send it once confirmed\n"
-                 "  serve                    the operator's window: HTTP on [web] listen, JSON under /api/\n\n"
+                 "  serve                    the operator's window: pages, JSON under /api/, /metrics ([web])\n\n"
                  "All but tail and history ask the differ on its control socket ([pipeline]\n"
                  "differ_ctl) and say so when it does not answer.\n\n"
                  "With [notify] smtp_url set, it mails a digest of new failures, a tripped\n"
@@ -209,7 +209,7 @@ main (int argc, char **argv)
         else if (!strcmp (cmd, "orphans")) rc = cs_cmd_orphans (cfg, n, rest);
         else if (!strcmp (cmd, "member")) rc = cs_cmd_member (cfg, n, rest);
         else if (!strcmp (cmd, "serve")) {
-            cs_log_t *log = cs_cli_log (&s_spec, cfg);
+            cs_log_t *log = cfg ? cs_cli_log (&s_spec, cfg) : NULL;     /* none for --help */
             rc = cs_web_serve (cfg, log, n, rest);
             cs_log_destroy (&log);
         }

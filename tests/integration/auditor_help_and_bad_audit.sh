@@ -4,7 +4,7 @@
 set -u
 . "$(dirname "$0")/lib/common.sh"
 
-for c in tail failed status history member unmatched orphans held replay approve; do
+for c in tail failed status history member unmatched orphans held replay approve serve; do
     run env -C "$CS_TMP" "$CS_BIN/cardsync-auditor" "$c" --help
     expect_rc 0 "$c --help without a config file"
     expect_out "usage: cardsync-auditor" "$c --help prints its usage"

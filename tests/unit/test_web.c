@@ -105,3 +105,46 @@ TEST (metrics_of_a_status)
     free (text);
     json_decref (status);
 }
+
+/* Pages: what comes from the data is escaped; every form carries the token. */
+#include "auditor/pages.h"
+
+TEST (pages_escape_and_carry_the_token)
+{
+    json_t *member = json_loads ("{\"rows\": [{\"org\": 1, \"member_id\": 2, \"first\": \"<script>x</script>\","
+                                 " \"last\": \"O'Neil & \\\"Co\\\"\", \"email\": \"a@b.se\", \"roles\": \"3:2026-01-01:2026-12-31\","
+                                 " \"persons\": [{\"device\": \"door1\", \"employee_no\": \"7\", \"rule\": \"tag\","
+                                 " \"via\": \"a@b.se\", \"sync\": \"in_sync\", \"begin\": \"b\", \"end\": \"2026-12-31T23:59:59\"}]}]}",
+                                 0, NULL);
+    REQUIRE (member);
+    char *html = cs_page_member ("a@b.se", member, NULL, NULL);
+    REQUIRE (html);
+    CHECK (!strstr (html, "<script>x"));
+    CHECK (strstr (html, "&lt;script&gt;x&lt;/script&gt;") != NULL);
+    CHECK (strstr (html, "O&#39;Neil &amp; &quot;Co&quot;") != NULL);
+    CHECK (strstr (html, "<td class=\"end\">2026-12-31T23:59:59</td>") != NULL);
+    free (html);
+    json_decref (member);
+
+    json_t *failed = json_loads ("{\"rows\": [{\"id\": 41, \"email\": \"a@b.se\", \"device\": \"door1\", \"msg\": \"<i>\"},"
+                                 " {\"id\": 42, \"email\": \"c@d.se\", \"device\": \"door2\"}]}", 0, NULL);
+    cs_page_ctx_t ctx = { "tok123", "Replayed: 1" };
+    html = cs_page_failed (failed, &ctx, NULL);
+    REQUIRE (html);
+    int forms = 0, tokens = 0;
+    for (const char *p = html; (p = strstr (p, "<form")); p++)
+        forms++;
+    for (const char *p = html; (p = strstr (p, "name=\"csrf\" value=\"tok123\"")); p++)
+        tokens++;
+    CHECK_INT (forms, 3);           /* replay all, and one per row */
+    CHECK_INT (tokens, 3);
+    CHECK (strstr (html, "&lt;i&gt;") && !strstr (html, "<i>"));
+    CHECK (strstr (html, "id=\"flash\">Replayed: 1<") != NULL);
+    free (html);
+    json_decref (failed);
+
+    html = cs_page_overview (NULL, "the differ is not answering");
+    REQUIRE (html);
+    CHECK (strstr (html, "id=\"error\">the differ is not answering<") != NULL);
+    free (html);
+}
