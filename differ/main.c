@@ -16,7 +16,8 @@
 
 #define BATCH 2000
 #define RESEND_MS 5000          /* events not acknowledged this long are sent again */
-#define AHEAD 5000              /* events sent beyond the last acknowledged one */
+#define AHEAD 1000              /* events sent beyond the last acknowledged one: what waits
+                                 * in the auditor's socket (its memory), four of its batches */
 #define REPLAN_MS (10 * 60 * 1000)
 
 static const cs_cli_option_t s_options [] = {
