@@ -54,7 +54,10 @@ MSGPACK := $(shell pkg-config --exists msgpack-c && echo msgpack-c || echo msgpa
 PKGS    := $(PKGS_CORE) $(MSGPACK)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wformat=2
+# the one version (VERSION): --version, every User-Agent, and later the package
+VERSION := $(shell cat VERSION)
 CFLAGS  ?=
+CFLAGS  += -DCARDSYNC_VERSION='"$(VERSION)"'
 CFLAGS  += -std=c11 -D_GNU_SOURCE $(OPTFLAGS) -g $(WARN) $(SANFLAGS) -I. \
            $(shell pkg-config --cflags $(PKGS))
 # each program records only the libraries it uses (the differ needs no libxml2)
@@ -87,7 +90,7 @@ sims: $(SIM_BINS)
 
 tests: $(BINS) $(TEST_BINS) $(SIM_BINS)
 
-$(OUT)/%.o: %.c
+$(OUT)/%.o: %.c VERSION
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 

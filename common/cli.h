@@ -15,7 +15,9 @@
 
 #include <sysexits.h>
 
-#define CARDSYNC_VERSION "0.1.0"
+#ifndef CARDSYNC_VERSION             /* from the VERSION file, by the Makefile */
+#error "CARDSYNC_VERSION is not defined: build with make (it reads VERSION)"
+#endif
 #define CS_CLI_DEFAULT_CONFIG "/etc/cardsync/cardsync.ini"
 #define CS_CLI_MAX_OPTIONS 16
 #define CS_CLI_MAX_ARGS 64

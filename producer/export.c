@@ -374,7 +374,7 @@ new_handle (const cs_cardskipper_config_t *cfg, const char *path, export_t *x)
     curl_easy_setopt (curl, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt (curl, CURLOPT_ACCEPT_ENCODING, "");
-    curl_easy_setopt (curl, CURLOPT_USERAGENT, "cardsync/" "0.1");
+    curl_easy_setopt (curl, CURLOPT_USERAGENT, "cardsync/" CARDSYNC_VERSION);
     curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt (curl, CURLOPT_WRITEDATA, x);
     curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);

@@ -932,8 +932,10 @@ api_handler (void *cls, struct MHD_Connection *conn, const char *method, const c
     if (!complete) {
         char key [320];
         snprintf (key, sizeof key, "%s %s", method, path);
+        const char *agent = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
         pthread_mutex_lock (&sim->lock);
         count_stat (sim, "requests", key, 1);
+        count_stat (sim, "user_agents", agent ? agent : "(none)", 1);
         int latency = sim->faults.latency_ms;
         pthread_mutex_unlock (&sim->lock);
         sim_sleep_ms (latency);

@@ -1024,8 +1024,10 @@ device_handler (void *cls, struct MHD_Connection *conn, const char *method, cons
     /* the headers are in: count, limit, delay, authenticate */
     char key [320];
     snprintf (key, sizeof key, "%s %s", method, url);
+    const char *agent = MHD_lookup_connection_value (conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_USER_AGENT);
     pthread_mutex_lock (&sim->lock);
     stat_add (d, "requests", key, 1);
+    stat_add (d, "user_agents", agent ? agent : "(none)", 1);
     if (d->active == 0 && d->idle_since_us && d->gap_count < MAX_GAPS
         && (d->gaps || (d->gaps = malloc (MAX_GAPS * sizeof *d->gaps)))) {
         d->gaps [d->gap_count++] = sim_now_us () - d->idle_since_us;
