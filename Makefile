@@ -199,6 +199,9 @@ install: $(BINS)
 	for u in scripts/systemd/*; do \
 	    sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' $$u > $(DESTDIR)/etc/systemd/system/$$(basename $$u); done
 	install -m 644 cardsync.ini.example $(DESTDIR)/etc/cardsync/cardsync.ini.example
+	install -d $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
+	install -m 644 man/cardsync.7 $(DESTDIR)$(PREFIX)/share/man/man7/
+	install -m 644 man/cardsync-*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 
 clean:
 	rm -rf build bin
