@@ -13,6 +13,14 @@ head (cs_text_t *t, const char *name, const char *type, const char *help)
     cs_text_put (t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A metric of one sample, without labels. */
+static void
+single (cs_text_t *t, const char *name, const char *type, const char *help, long long value)
+{
+    head (t, name, type, help);
+    cs_text_put (t, "%s %lld\n", name, value);
+}
+
 /* A label value as the format wants it: \\, \" and \n escaped. */
 static void
 label_value (const char *v, char *out, size_t size)
@@ -44,9 +52,11 @@ stage (const json_t *status, const char *name)
 {
     size_t i;
     json_t *s;
-    json_array_foreach (json_object_get (status, "stages"), i, s)
-        if (!strcmp (json_string_value (json_object_get (s, "name")) ? json_string_value (json_object_get (s, "name")) : "", name))
+    json_array_foreach (json_object_get (status, "stages"), i, s) {
+        const char *n = json_string_value (json_object_get (s, "name"));
+        if (n && !strcmp (n, name))
             return s;
+    }
     return NULL;
 }
 
@@ -73,8 +83,8 @@ char *
 cs_metrics_text (const json_t *status)
 {
     cs_text_t t = { NULL, 0, 0, 0 };
-    head (&t, "cardsync_differ_up", "gauge", "1 when the differ answered this scrape, 0 when it did not.");
-    cs_text_put (&t, "cardsync_differ_up %d\n", status ? 1 : 0);
+    single (&t, "cardsync_differ_up", "gauge", "1 when the differ answered this scrape, 0 when it did not.",
+            status ? 1 : 0);
     if (!status)
         goto done;
 
@@ -93,10 +103,10 @@ cs_metrics_text (const json_t *status)
             cs_text_put (&t, "cardsync_last_heartbeat_timestamp_seconds{stage=\"%s\"} %lld\n", name,
                  (long long) json_integer_value (ts));
     }
-    head (&t, "cardsync_healthy", "gauge", "1 when status says all is well, 0 when something needs attention.");
-    cs_text_put (&t, "cardsync_healthy %d\n", json_array_size (json_object_get (status, "attention")) ? 0 : 1);
-    head (&t, "cardsync_attention", "gauge", "How many things status says need attention.");
-    cs_text_put (&t, "cardsync_attention %zu\n", json_array_size (json_object_get (status, "attention")));
+    single (&t, "cardsync_healthy", "gauge", "1 when status says all is well, 0 when something needs attention.",
+            (long long) (json_array_size (json_object_get (status, "attention")) ? 0 : 1));
+    single (&t, "cardsync_attention", "gauge", "How many things status says need attention.",
+            (long long) (json_array_size (json_object_get (status, "attention"))));
 
     /* Cardskipper */
     const json_t *producer = json_object_get (stage (status, "producer"), "counters");
@@ -104,20 +114,20 @@ cs_metrics_text (const json_t *status)
         head (&t, "cardsync_exports_total", "counter", "Cardskipper export cycles since the producer started, by result.");
         cs_text_put (&t, "cardsync_exports_total{result=\"ok\"} %lld\n", num (producer, "exports_ok"));
         cs_text_put (&t, "cardsync_exports_total{result=\"failed\"} %lld\n", num (producer, "exports_failed"));
-        head (&t, "cardsync_export_members_total", "counter", "Members the producer read from exports since it started.");
-        cs_text_put (&t, "cardsync_export_members_total %lld\n", num (producer, "members_sent"));
-        head (&t, "cardsync_export_bytes_total", "counter", "Export bytes the producer read since it started.");
-        cs_text_put (&t, "cardsync_export_bytes_total %lld\n", num (producer, "bytes"));
+        single (&t, "cardsync_export_members_total", "counter", "Members the producer read from exports since it started.",
+                num (producer, "members_sent"));
+        single (&t, "cardsync_export_bytes_total", "counter", "Export bytes the producer read since it started.",
+                num (producer, "bytes"));
     }
     const json_t *exp = json_object_get (status, "last_export");
     if (json_is_integer (json_object_get (exp, "last_good_ts"))) {
-        head (&t, "cardsync_last_good_export_timestamp_seconds", "gauge", "When the last good export was taken (Unix time).");
-        cs_text_put (&t, "cardsync_last_good_export_timestamp_seconds %lld\n", num (exp, "last_good_ts"));
+        single (&t, "cardsync_last_good_export_timestamp_seconds", "gauge", "When the last good export was taken (Unix time).",
+                num (exp, "last_good_ts"));
     }
-    head (&t, "cardsync_members", "gauge", "Members the differ holds from the exports.");
-    cs_text_put (&t, "cardsync_members %lld\n", num (status, "members"));
-    head (&t, "cardsync_members_with_email", "gauge", "Members with a usable e-mail address.");
-    cs_text_put (&t, "cardsync_members_with_email %lld\n", num (status, "members_with_email"));
+    single (&t, "cardsync_members", "gauge", "Members the differ holds from the exports.",
+            num (status, "members"));
+    single (&t, "cardsync_members_with_email", "gauge", "Members with a usable e-mail address.",
+            num (status, "members_with_email"));
 
     /* the persons tied to members, by state */
     const json_t *targets = json_object_get (status, "targets");
@@ -125,14 +135,14 @@ cs_metrics_text (const json_t *status)
     static const char *const states [] = { "in_sync", "pending", "failed", "held", NULL };
     for (int i = 0; states [i]; i++)
         cs_text_put (&t, "cardsync_targets{state=\"%s\"} %lld\n", states [i], num (targets, states [i]));
-    head (&t, "cardsync_unmatched", "gauge", "Entitled members with no person on a door (member and door pairs).");
-    cs_text_put (&t, "cardsync_unmatched %lld\n", num (targets, "unmatched"));
-    head (&t, "cardsync_failed_queue", "gauge", "Targets in the failed queue (replay them).");
-    cs_text_put (&t, "cardsync_failed_queue %lld\n", num (targets, "failed"));
-    head (&t, "cardsync_guard_held", "gauge", "Revocations the guard holds back (0: the guard is clear).");
-    cs_text_put (&t, "cardsync_guard_held %lld\n", num (status, "guard_held"));
-    head (&t, "cardsync_outbox_events", "gauge", "Events the audit has not acknowledged yet (the outbox lag).");
-    cs_text_put (&t, "cardsync_outbox_events %lld\n", num (status, "outbox"));
+    single (&t, "cardsync_unmatched", "gauge", "Entitled members with no person on a door (member and door pairs).",
+            num (targets, "unmatched"));
+    single (&t, "cardsync_failed_queue", "gauge", "Targets in the failed queue (replay them).",
+            num (targets, "failed"));
+    single (&t, "cardsync_guard_held", "gauge", "Revocations the guard holds back (0: the guard is clear).",
+            num (status, "guard_held"));
+    single (&t, "cardsync_outbox_events", "gauge", "Events the audit has not acknowledged yet (the outbox lag).",
+            num (status, "outbox"));
 
     /* the doors */
     head (&t, "cardsync_device_health", "gauge", "Each door's health: 1 for the state it is in, 0 for the others.");
@@ -172,10 +182,10 @@ cs_metrics_text (const json_t *status)
     /* the audit */
     const json_t *auditor = json_object_get (stage (status, "auditor"), "counters");
     if (auditor) {
-        head (&t, "cardsync_audit_events_total", "counter", "Events the auditor stored since it started.");
-        cs_text_put (&t, "cardsync_audit_events_total %lld\n", num (auditor, "events_stored"));
-        head (&t, "cardsync_audit_store_failures_total", "counter", "Batches of events the auditor could not store.");
-        cs_text_put (&t, "cardsync_audit_store_failures_total %lld\n", num (auditor, "store_failures"));
+        single (&t, "cardsync_audit_events_total", "counter", "Events the auditor stored since it started.",
+                num (auditor, "events_stored"));
+        single (&t, "cardsync_audit_store_failures_total", "counter", "Batches of events the auditor could not store.",
+                num (auditor, "store_failures"));
     }
 done:
     return cs_text_take (&t);

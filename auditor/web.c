@@ -434,8 +434,10 @@ post (server_t *s, struct MHD_Connection *conn, const char *url, req_t *r)
             return reply_with (conn, 503, "text/html; charset=utf-8", cs_page_message ("Replay", err), NULL);
         size_t i, re = 0, n = json_array_size (json_object_get (body, "rows"));
         json_t *x;
-        json_array_foreach (json_object_get (body, "rows"), i, x)
-            re += !strcmp (json_string_value (json_object_get (x, "state")) ? json_string_value (json_object_get (x, "state")) : "", "replayed");
+        json_array_foreach (json_object_get (body, "rows"), i, x) {
+            const char *state = json_string_value (json_object_get (x, "state"));
+            re += state && !strcmp (state, "replayed");
+        }
         cs_log (s->log, CS_LOG_INFO, "replay_asked", "client", ip, "msg", r->all ? "all" : "one", NULL);
         snprintf (to, sizeof to, "/failed?replayed=%zu&superseded=%zu", re, n - re);
         json_decref (body);
