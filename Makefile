@@ -6,6 +6,7 @@
 #   make run        run the pipeline on the bundled simulators
 #   make bench      performance figures
 #   make fuzz       each libFuzzer harness for FUZZ_S seconds (default 60)
+#   make deb        the Debian package, build/deb/cardsync_VERSION_amd64.deb
 
 # BUILD=asan builds into build/asan and bin/asan with sanitizers.
 BUILD   ?= release
@@ -30,10 +31,12 @@ endif
 
 CC      ?= cc
 PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih libsystemd libidn2
-TOOLS   := supervisord valgrind python3 curl sqlite3 systemd-analyze clang
+TOOLS   := supervisord valgrind python3 curl sqlite3 systemd-analyze clang \
+           dpkg-buildpackage dh lintian man
 
 # A missing library means a fresh machine: install what is missing, once, and say so.
-ifeq ($(filter clean,$(MAKECMDGOALS)),)
+# (DEPS_CHECK=no: the package build, which must never install anything.)
+ifeq ($(filter clean,$(MAKECMDGOALS))$(filter no,$(DEPS_CHECK)),)
   DEPS_OK := $(shell pkg-config --exists $(PKGS_CORE) libmicrohttpd gnutls \
                && (pkg-config --exists msgpack-c || pkg-config --exists msgpack) \
                && test -r /usr/include/unicase.h \
@@ -81,7 +84,7 @@ SIM_LIB    := $(OUT)/tests/sim/simhttp.o
 SIM_CFLAGS := $(shell pkg-config --cflags libmicrohttpd gnutls)
 SIM_LIBS   := $(shell pkg-config --libs libmicrohttpd gnutls) -lpthread
 
-.PHONY: all check memcheck asan run bench demo install clean tests sims fuzz fuzz-bins
+.PHONY: all check memcheck asan run bench demo install deb clean tests sims fuzz fuzz-bins
 # keep the objects make would otherwise delete as intermediates
 .SECONDARY:
 all: $(BINS)
@@ -92,7 +95,7 @@ tests: $(BINS) $(TEST_BINS) $(SIM_BINS)
 
 $(OUT)/%.o: %.c VERSION
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBCS): $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
@@ -190,20 +193,37 @@ bench: $(BINS) $(SIM_BINS)
 demo: $(BINS) $(SIM_BINS)
 	@scripts/demo
 
-# make install [PREFIX=/usr/local] [DESTDIR=]: the programs, the systemd units
-# (pointing at PREFIX) and the example config; see README, "Install".
-PREFIX ?= /usr/local
+# make install [PREFIX=/usr/local] [DESTDIR=] [UNITDIR=/etc/systemd/system]
+# [CONFIG_NAME=cardsync.ini.example]: the programs, the systemd units (pointing
+# at PREFIX), the config (the package installs it as cardsync.ini, a
+# conffile), each program's secrets template, the manual (with VERSION) and
+# bash completion; see README, "Install".
+PREFIX      ?= /usr/local
+UNITDIR     ?= /etc/systemd/system
+CONFIG_NAME ?= cardsync.ini.example
+COMPLETIONS := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
 install: $(BINS)
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/cardsync
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(UNITDIR) $(DESTDIR)/etc/cardsync \
+	    $(DESTDIR)$(PREFIX)/share/cardsync/secrets $(COMPLETIONS) \
+	    $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 755 $(BINS) $(DESTDIR)$(PREFIX)/bin/
 	for u in scripts/systemd/*; do \
-	    sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' $$u > $(DESTDIR)/etc/systemd/system/$$(basename $$u); done
-	install -m 644 cardsync.ini.example $(DESTDIR)/etc/cardsync/cardsync.ini.example
-	install -d $(DESTDIR)$(PREFIX)/share/man/man7 $(DESTDIR)$(PREFIX)/share/man/man8
-	install -m 644 man/cardsync.7 $(DESTDIR)$(PREFIX)/share/man/man7/
-	install -m 644 man/cardsync-*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
+	    sed 's#/usr/local/bin/#$(PREFIX)/bin/#g' $$u > $(DESTDIR)$(UNITDIR)/$$(basename $$u); \
+	    chmod 644 $(DESTDIR)$(UNITDIR)/$$(basename $$u); done
+	install -m 644 cardsync.ini.example $(DESTDIR)/etc/cardsync/$(CONFIG_NAME)
+	install -m 644 scripts/secrets/*.env $(DESTDIR)$(PREFIX)/share/cardsync/secrets/
+	for m in man/cardsync.7 man/cardsync-*.8; do \
+	    d=$(DESTDIR)$(PREFIX)/share/man/man$${m##*.}/$$(basename $$m); \
+	    sed 's/^\.Os cardsync$$/.Os cardsync $(VERSION)/' $$m > $$d && chmod 644 $$d; done
+	install -m 644 scripts/bash-completion/cardsync $(COMPLETIONS)/cardsync-auditor
+	for p in producer differ pusher; do ln -sf cardsync-auditor $(COMPLETIONS)/cardsync-$$p; done
+
+# the package, from an exported copy of the tree (scripts/make-deb); make deb
+# VERSION=x.y.z builds another version (the upgrade test does)
+deb:
+	@scripts/make-deb $(VERSION)
 
 clean:
 	rm -rf build bin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)
