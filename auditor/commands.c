@@ -364,7 +364,9 @@ print_status (json_t *j)
     json_t *x;
     printf ("stages:        differ up since %s", S (j, "differ_started"));
     json_array_foreach (json_object_get (j, "stages"), i, x)
-        printf ("; %s %s", S (x, "name"), json_is_true (json_object_get (x, "alive")) ? "alive" : "SILENT");
+        printf ("; %s%s%s %s", S (x, "name"), *S (x, "site") ? " at " : "", S (x, "site"),
+                json_is_false (json_object_get (x, "needed")) ? "not needed (every device is at a site)"
+                : json_is_true (json_object_get (x, "alive")) ? "alive" : "SILENT");
     printf ("\n");
     if (json_object_get (e, "when"))
         printf ("last export:   %s  %s, %lld members%s%s%s%s\n", S (e, "when"), S (e, "result"),

@@ -47,6 +47,13 @@ num (const json_t *obj, const char *key)
     return (long long) json_integer_value (json_object_get (obj, key));
 }
 
+static const char *
+str_of (const json_t *o, const char *key)
+{
+    const char *v = json_string_value (json_object_get (o, key));
+    return v ? v : "";
+}
+
 static const json_t *
 stage (const json_t *status, const char *name)
 {
@@ -89,19 +96,21 @@ cs_metrics_text (const json_t *status)
         goto done;
 
     /* the programs */
+    /* each program as status lists it; a site's pusher with its site */
+    json_t *stages = json_object_get (status, "stages"), *st;
+    size_t k;
     head (&t, "cardsync_stage_up", "gauge", "1 when the program's heartbeat is recent (three heartbeat intervals).");
-    for (int i = 0; i < CS_STAGE_COUNT; i++) {
-        const char *name = cs_stage_name ((cs_stage_t) i);
-        cs_text_put (&t, "cardsync_stage_up{stage=\"%s\"} %d\n", name,
-             json_is_true (json_object_get (stage (status, name), "alive")) ? 1 : 0);
-    }
+    json_array_foreach (stages, k, st)
+        cs_text_put (&t, "cardsync_stage_up{stage=\"%s\"%s%s%s} %d\n", str_of (st, "name"),
+                     *str_of (st, "site") ? ",site=\"" : "", str_of (st, "site"),
+                     *str_of (st, "site") ? "\"" : "", json_is_true (json_object_get (st, "alive")) ? 1 : 0);
     head (&t, "cardsync_last_heartbeat_timestamp_seconds", "gauge", "When each program's last heartbeat came (Unix time).");
-    for (int i = 0; i < CS_STAGE_COUNT; i++) {
-        const char *name = cs_stage_name ((cs_stage_t) i);
-        json_t *ts = json_object_get (stage (status, name), "last_heartbeat_ts");
+    json_array_foreach (stages, k, st) {
+        json_t *ts = json_object_get (st, "last_heartbeat_ts");
         if (json_is_integer (ts))
-            cs_text_put (&t, "cardsync_last_heartbeat_timestamp_seconds{stage=\"%s\"} %lld\n", name,
-                 (long long) json_integer_value (ts));
+            cs_text_put (&t, "cardsync_last_heartbeat_timestamp_seconds{stage=\"%s\"%s%s%s} %lld\n",
+                         str_of (st, "name"), *str_of (st, "site") ? ",site=\"" : "", str_of (st, "site"),
+                         *str_of (st, "site") ? "\"" : "", (long long) json_integer_value (ts));
     }
     single (&t, "cardsync_healthy", "gauge", "1 when status says all is well, 0 when something needs attention.",
             (long long) (json_array_size (json_object_get (status, "attention")) ? 0 : 1));

@@ -232,9 +232,15 @@ cs_page_overview (const json_t *status, const char *error)
     cs_text_put (&t, "</td></tr>\n");
     json_array_foreach (json_object_get (status, "stages"), i, x) {
         int alive = json_is_true (json_object_get (x, "alive"));
+        int needed = !json_is_false (json_object_get (x, "needed"));
         cs_text_put (&t, "<tr><td>");
         esc (&t, str (x, "name"));
-        cs_text_put (&t, "</td><td class=\"%s\">%s</td><td>", alive ? "ok" : "bad", alive ? "alive" : "SILENT");
+        if (*str (x, "site")) {
+            cs_text_put (&t, " at ");
+            esc (&t, str (x, "site"));
+        }
+        cs_text_put (&t, "</td><td class=\"%s\">%s</td><td>", alive || !needed ? "ok" : "bad",
+                     alive ? "alive" : needed ? "SILENT" : "not needed (every device is at a site)");
         esc (&t, *str (x, "last_heartbeat") ? str (x, "last_heartbeat") : "none since the differ started");
         cs_text_put (&t, "</td></tr>\n");
     }

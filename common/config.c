@@ -28,12 +28,13 @@ typedef enum {
     SEC_AUDITOR,
     SEC_NOTIFY,
     SEC_WEB,
+    SEC_SITE,
     SEC_KINDS,
     SEC_UNKNOWN
 } sec_kind_t;
 
 static const char *s_section_names [SEC_KINDS] = {
-    "cardskipper", "device", "sync", "pipeline", "auditor", "notify", "web"
+    "cardskipper", "device", "sync", "pipeline", "auditor", "notify", "web", "site"
 };
 
 /* The schema: every key each kind of section accepts. */
@@ -43,19 +44,20 @@ static const char *s_keys [SEC_KINDS][MAX_KEYS] = {
                           "ca_file", NULL },
     [SEC_DEVICE]      = { "url", "username", "password_file", "timezone", "max_inflight",
                           "verify", "ca_file", "pinned_pubkey", "door_right",
-                          "plan_template", "timeout", NULL },
+                          "plan_template", "timeout", "site", NULL },
     [SEC_SYNC]        = { "match", "tag_field", "identity_map", "create_missing", "revoke",
                           "guard_max_revocations", "guard_max_percent", "scan_interval",
                           "lease", "max_retry_age", NULL },
     [SEC_PIPELINE]    = { "run_dir", "state_dir", "differ_in", "pusher_in", "auditor_in",
                           "auditor_pub", "differ_ctl", "curve_cert", "curve_server_key",
-                          "curve_clients_dir", "log_level", "heartbeat_interval", NULL },
+                          "curve_clients_dir", "log_level", "heartbeat_interval", "site", NULL },
     [SEC_AUDITOR]     = { "retention_days", NULL },
     [SEC_NOTIFY]      = { "smtp_url", "username", "password_file", "from", "to",
                           "batch_interval", "export_alert_after", "starttls", "ca_file",
                           "webhook_url_file", "healthcheck_url_file", NULL },
     [SEC_WEB]         = { "listen", "allowed_hosts", "username", "password_file", "cert_file",
                           "key_file", "allow_plain_http", NULL },
+    [SEC_SITE]        = { "endpoint", "server_key", NULL },
 };
 
 typedef struct {
@@ -201,31 +203,38 @@ begin_section (parser_t *p, char *name)
 {
     name = trim (name);
     p->current = NULL;
-    if (strncmp (name, "device", 6) == 0 && (name [6] == ' ' || name [6] == '\t')) {
-        char *dev = trim (name + 7);
-        if (!valid_device_name (dev)) {
+    /* [device NAME] and [site NAME] */
+    static const sec_kind_t named [] = { SEC_DEVICE, SEC_SITE };
+    for (size_t i = 0; i < sizeof named / sizeof named [0]; i++) {
+        sec_kind_t k = named [i];
+        const char *kind = s_section_names [k];
+        size_t n = strlen (kind);
+        if (strncmp (name, kind, n) != 0 || (name [n] != ' ' && name [n] != '\t'))
+            continue;
+        char *own = trim (name + n + 1);
+        if (!valid_device_name (own)) {
             add_error (p, p->lineno, name, NULL,
-                       "device names are 1 to %d characters of a-z, 0-9, '_' and '-'",
+                       "%s names are 1 to %d characters of a-z, 0-9, '_' and '-'", kind,
                        CS_DEVICE_NAME_MAX);
             return;
         }
-        section_t *twin = find_section (p, SEC_DEVICE, dev);
+        section_t *twin = find_section (p, k, own);
         if (twin) {
             add_error (p, p->lineno, twin->label, NULL, "defined twice (first at line %d)",
                        twin->line);
             return;
         }
         if (p->count >= MAX_DEVICES) {
-            add_error (p, p->lineno, name, NULL, "more than %d devices", MAX_DEVICES);
+            add_error (p, p->lineno, name, NULL, "more than %d sections", MAX_DEVICES);
             return;
         }
         char label [64];
-        snprintf (label, sizeof label, "device %s", dev);
-        p->current = add_section (p, SEC_DEVICE, label, dev, p->lineno);
+        snprintf (label, sizeof label, "%s %s", kind, own);
+        p->current = add_section (p, k, label, own, p->lineno);
         return;
     }
     for (int k = 0; k < SEC_KINDS; k++) {
-        if (k == SEC_DEVICE || strcmp (name, s_section_names [k]) != 0)
+        if (k == SEC_DEVICE || k == SEC_SITE || strcmp (name, s_section_names [k]) != 0)
             continue;
         section_t *twin = find_section (p, (sec_kind_t) k, NULL);
         if (twin) {
@@ -237,9 +246,11 @@ begin_section (parser_t *p, char *name)
     }
     if (strcmp (name, "device") == 0)
         add_error (p, p->lineno, name, NULL, "a device section needs a name: [device door1]");
+    else if (strcmp (name, "site") == 0)
+        add_error (p, p->lineno, name, NULL, "a site section needs a name: [site north]");
     else
         add_error (p, p->lineno, name, NULL, "unknown section (known: cardskipper, "
-                   "device NAME, sync, pipeline, auditor, notify, web)");
+                   "device NAME, sync, pipeline, auditor, notify, web, site NAME)");
 }
 
 static void
@@ -924,6 +935,53 @@ endpoint_is_remote (const char *ep)
            && strncmp (ep + 6, "localhost:", 10) != 0 && strncmp (ep + 6, "[::1]:", 6) != 0;
 }
 
+/* A CURVE public key, 40 characters of Z85. */
+static void
+get_z85_key (parser_t *p, section_t *s, const char *key, char **out)
+{
+    field_t f = field (p, s, key);
+    if (!given (&f))
+        return;
+    int ok = strlen (f.value) == 40;
+    for (const char *k = f.value; ok && *k; k++)
+        ok = strchr ("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     ".-:+=^!/*?&<>()[]{}@%$#", *k) != NULL;
+    if (!ok)
+        FIELD_ERROR (&f, "must be a 40-character Z85 public key");
+    else
+        *out = dup_or_oom (p, f.value);
+}
+
+/* key names a [site NAME] section: its name, or NULL (not given, or an error). */
+static char *
+get_site (parser_t *p, section_t *s, const char *key)
+{
+    field_t f = field (p, s, key);
+    if (!given (&f))
+        return NULL;
+    if (!find_section (p, SEC_SITE, f.value)) {
+        FIELD_ERROR (&f, "names no [site %s] section (a site needs one, with the endpoint of "
+                     "its pusher)", f.value);
+        return NULL;
+    }
+    return dup_or_oom (p, f.value);
+}
+
+/* The site this host's pusher serves, as written ([pipeline] site), or NULL. */
+static const char *
+host_site (parser_t *p)
+{
+    section_t *s = find_section (p, SEC_PIPELINE, NULL);
+    field_t f = s ? field (p, s, "site") : (field_t) { 0 };
+    return s && given (&f) ? f.value : NULL;
+}
+
+static int
+same_site (const char *a, const char *b)
+{
+    return a ? b && strcmp (a, b) == 0 : !b;
+}
+
 /* --- the sections -------------------------------------------------------- */
 
 static void
@@ -973,8 +1031,12 @@ load_device (parser_t *p, section_t *s, int secrets, cs_device_config_t *d)
     cs_config_device_env (s->name, env, sizeof env);
     get_url (p, s, "url", 0, env, &d->url);
     get_str (p, s, "username", NULL, 1, &d->username);
-    get_secret (p, s, env, secrets & CS_SECRETS_DEVICES, &d->password, &d->password_source,
-                &d->password_file);
+    d->site = get_site (p, s, "site");
+    /* a pusher needs the passwords of its own site's devices only */
+    field_t site = field (p, s, "site");
+    int own = same_site (given (&site) ? site.value : NULL, host_site (p));
+    get_secret (p, s, env, (secrets & CS_SECRETS_DEVICES) && own, &d->password,
+                &d->password_source, &d->password_file);
     field_t tz = field (p, s, "timezone");
     if (given (&tz) && !cs_tz_valid (tz.value))
         FIELD_ERROR (&tz, "unknown time zone '%s' (expected a name like Europe/Stockholm)",
@@ -1073,17 +1135,7 @@ load_pipeline (parser_t *p, section_t *s, cs_pipeline_config_t *c)
     get_endpoint (p, s, "differ_ctl", c->run_dir, "differ.ctl", &c->differ_ctl);
     get_path (p, s, "curve_cert", PATH_FILE, &c->curve_cert);
     get_path (p, s, "curve_clients_dir", PATH_DIR, &c->curve_clients_dir);
-    field_t key = field (p, s, "curve_server_key");
-    if (given (&key)) {
-        int ok = strlen (key.value) == 40;
-        for (const char *k = key.value; ok && *k; k++)
-            ok = strchr ("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                         ".-:+=^!/*?&<>()[]{}@%$#", *k) != NULL;
-        if (!ok)
-            FIELD_ERROR (&key, "must be a 40-character Z85 public key");
-        else
-            c->curve_server_key = dup_or_oom (p, key.value);
-    }
+    get_z85_key (p, s, "curve_server_key", &c->curve_server_key);
     const char *eps [] = { c->differ_in, c->pusher_in, c->auditor_in, c->auditor_pub, c->differ_ctl };
     const char *names [] = { "differ_in", "pusher_in", "auditor_in", "auditor_pub", "differ_ctl" };
     for (int i = 0; i < 5; i++)
@@ -1093,12 +1145,39 @@ load_pipeline (parser_t *p, section_t *s, cs_pipeline_config_t *c)
                          "(or use 127.0.0.1)");
         }
     get_duration (p, s, "heartbeat_interval", "5s", 1, 60, &c->heartbeat_interval);
+    c->site = get_site (p, s, "site");
     field_t level = field (p, s, "log_level");
     const char *lv = given (&level) ? level.value : "info";
     if (strcmp (lv, "debug") && strcmp (lv, "info") && strcmp (lv, "warn") && strcmp (lv, "error"))
         FIELD_ERROR (&level, "must be debug, info, warn or error, not '%s'", lv);
     else
         c->log_level = dup_or_oom (p, lv);
+}
+
+/* [site NAME]: where that site's pusher takes its commands. Across hosts only
+ * with CURVE, and then the differ must know that pusher's public key. */
+static void
+load_site (parser_t *p, section_t *s, const cs_pipeline_config_t *pl, cs_site_config_t *c)
+{
+    c->name = dup_or_oom (p, s->name);
+    c->line = s->line;
+    field_t ep = field (p, s, "endpoint");
+    if (!given (&ep))
+        FIELD_ERROR (&ep, "required: the endpoint that site's pusher binds, like "
+                     "tcp://10.1.2.3:5561");
+    else if (valid_endpoint (p, s, "endpoint", ep.value))
+        c->endpoint = dup_or_oom (p, ep.value);
+    get_z85_key (p, s, "server_key", &c->server_key);
+    if (!endpoint_is_remote (c->endpoint))
+        return;
+    if (!pl->curve_cert)
+        FIELD_ERROR (&ep, "crosses hosts unencrypted; set [pipeline] curve_cert (and this "
+                     "site's server_key)");
+    else if (!c->server_key) {
+        field_t key = field (p, s, "server_key");
+        FIELD_ERROR (&key, "required with curve_cert: the public key of that site pusher's "
+                     "certificate (the line public-key in its .key file)");
+    }
 }
 
 /* listen = HOST:PORT, HOST an IPv4 address, [an IPv6 address] or localhost. */
@@ -1346,7 +1425,25 @@ cs_config_load (const char *path, int secrets, char **errors_p)
                                cfg->devices [j].name, a);
             }
         load_sync (&p, section_or_empty (&p, SEC_SYNC, &empty), &cfg->sync);
-        load_pipeline (&p, section_or_empty (&p, SEC_PIPELINE, &empty), &cfg->pipeline);
+        section_t *pl = section_or_empty (&p, SEC_PIPELINE, &empty);
+        load_pipeline (&p, pl, &cfg->pipeline);
+        size_t sites = 0;
+        for (size_t i = 0; i < p.count; i++)
+            sites += p.sections [i].kind == SEC_SITE;
+        cfg->sites = sites ? calloc (sites, sizeof *cfg->sites) : NULL;
+        if (sites && !cfg->sites)
+            p.out_of_memory = 1;
+        for (size_t i = 0; i < p.count && cfg->sites; i++)
+            if (p.sections [i].kind == SEC_SITE)
+                load_site (&p, &p.sections [i], &cfg->pipeline, &cfg->sites [cfg->site_count++]);
+        /* a site's pusher binds its site's endpoint unless told otherwise */
+        field_t pusher_in = field (&p, pl, "pusher_in");
+        if (cfg->pipeline.site && !given (&pusher_in))
+            for (size_t i = 0; i < cfg->site_count; i++)
+                if (!strcmp (cfg->sites [i].name, cfg->pipeline.site) && cfg->sites [i].endpoint) {
+                    free (cfg->pipeline.pusher_in);
+                    cfg->pipeline.pusher_in = dup_or_oom (&p, cfg->sites [i].endpoint);
+                }
         get_int (&p, section_or_empty (&p, SEC_AUDITOR, &empty), "retention_days", 365, 1, 36500,
                  &cfg->auditor.retention_days);
         load_notify (&p, section_or_empty (&p, SEC_NOTIFY, &empty), secrets, &cfg->notify);
@@ -1397,14 +1494,20 @@ cs_config_destroy (cs_config_t **self_p)
         cs_device_config_t *d = &self->devices [i];
         free (d->name); free (d->url); free (d->username); free_secret (d->password);
         free (d->password_source); free (d->password_file); free (d->timezone);
-        free (d->ca_file); free (d->pinned_pubkey); free (d->door_right);
+        free (d->ca_file); free (d->pinned_pubkey); free (d->door_right); free (d->site);
     }
     free (self->devices);
+    for (size_t i = 0; i < self->site_count; i++) {
+        free (self->sites [i].name); free (self->sites [i].endpoint);
+        free (self->sites [i].server_key);
+    }
+    free (self->sites);
     free (self->sync.tag_field); free (self->sync.identity_map);
     cs_pipeline_config_t *pl = &self->pipeline;
     free (pl->run_dir); free (pl->state_dir); free (pl->differ_in); free (pl->pusher_in);
     free (pl->auditor_in); free (pl->auditor_pub); free (pl->differ_ctl); free (pl->curve_cert);
     free (pl->curve_server_key); free (pl->curve_clients_dir); free (pl->log_level);
+    free (pl->site);
     cs_notify_config_t *n = &self->notify;
     free (n->smtp_url); free (n->username); free_secret (n->password); free (n->ca_file);
     free (n->password_source); free (n->password_file); free (n->from);
@@ -1429,6 +1532,22 @@ cs_config_device (const cs_config_t *self, const char *name)
         if (strcmp (self->devices [i].name, name) == 0)
             return &self->devices [i];
     return NULL;
+}
+
+int
+cs_config_site_index (const cs_config_t *self, const char *name)
+{
+    const cs_device_config_t *d = name ? cs_config_device (self, name) : NULL;
+    for (size_t i = 0; d && d->site && i < self->site_count; i++)
+        if (strcmp (self->sites [i].name, d->site) == 0)
+            return (int) i;
+    return -1;
+}
+
+int
+cs_config_serves (const cs_config_t *self, const cs_device_config_t *d)
+{
+    return same_site (d->site, self->pipeline.site);
 }
 
 static void
@@ -1484,6 +1603,12 @@ cs_config_print (const cs_config_t *self, FILE *out)
                  d->verify ? "true" : "false", STR (d->ca_file), STR (d->pinned_pubkey),
                  d->door_right, d->plan_template);
         print_duration (out, "timeout", d->timeout);
+        fprintf (out, "site = %s%s\n", STR (d->site), d->site ? "" : "  ; the local pusher");
+    }
+    for (size_t i = 0; i < self->site_count; i++) {
+        const cs_site_config_t *site = &self->sites [i];
+        fprintf (out, "\n[site %s]\nendpoint = %s\nserver_key = %s\n", site->name, STR (site->endpoint),
+                 STR (site->server_key));
     }
     const cs_sync_config_t *s = &self->sync;
     static const char *match_names [] = { "tag", "map", "member_id" };
@@ -1505,6 +1630,8 @@ cs_config_print (const cs_config_t *self, FILE *out)
              STR (pl->curve_cert), STR (pl->curve_server_key), STR (pl->curve_clients_dir),
              pl->log_level);
     print_duration (out, "heartbeat_interval", pl->heartbeat_interval);
+    fprintf (out, "site = %s%s\n", STR (pl->site), pl->site ? "" : "  ; this host's pusher "
+             "serves the devices without a site");
     fprintf (out, "\n[auditor]\nretention_days = %d\n", self->auditor.retention_days);
     const cs_notify_config_t *n = &self->notify;
     fprintf (out, "\n[notify]\nsmtp_url = %s\nusername = %s\n", STR (n->smtp_url),

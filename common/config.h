@@ -55,8 +55,17 @@ typedef struct {
     char *door_right;           /* doors for created persons: "1" or "1,3" */
     int plan_template;          /* plan template for created persons */
     int timeout;                /* seconds for one request */
+    char *site;                 /* the [site NAME] whose pusher writes to it; NULL: the local one */
     int line;                   /* where the section starts */
 } cs_device_config_t;
+
+typedef struct {               /* [site NAME]: a building with its own pusher */
+    char *name;
+    char *endpoint;             /* where that pusher takes its commands (it binds; the differ
+                                 * connects) */
+    char *server_key;           /* that pusher's CURVE public key (Z85), or NULL */
+    int line;
+} cs_site_config_t;
 
 typedef enum {
     CS_MATCH_TAG = 0,
@@ -91,6 +100,8 @@ typedef struct {
     char *curve_clients_dir;    /* public certificates allowed to connect */
     char *log_level;            /* debug, info, warn, error */
     int heartbeat_interval;     /* seconds between heartbeats to the differ */
+    char *site;                 /* the site this host's pusher serves; NULL: the devices with
+                                 * none (then pusher_in defaults to that site's endpoint) */
 } cs_pipeline_config_t;
 
 typedef struct {
@@ -139,6 +150,8 @@ typedef struct {
     cs_cardskipper_config_t cardskipper;
     cs_device_config_t *devices;
     size_t device_count;
+    cs_site_config_t *sites;
+    size_t site_count;
     cs_sync_config_t sync;
     cs_pipeline_config_t pipeline;
     cs_auditor_config_t auditor;
@@ -153,6 +166,13 @@ void cs_config_destroy (cs_config_t **self_p);
 
 /* The device called name, or NULL. */
 const cs_device_config_t *cs_config_device (const cs_config_t *self, const char *name);
+
+/* The site whose pusher writes to the device called name: its index in
+ * sites, or -1 for the local pusher (also for a device not configured). */
+int cs_config_site_index (const cs_config_t *self, const char *name);
+
+/* True when this host's pusher ([pipeline] site) is the one for device d. */
+int cs_config_serves (const cs_config_t *self, const cs_device_config_t *d);
 
 /* The environment variable holding device name's password
  * (CARDSYNC_DEVICE_<NAME>_PASSWORD, upper case, '-' as '_'). */

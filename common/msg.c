@@ -62,6 +62,7 @@ static const field_info_t s_fields [CS_F_COUNT_FIELDS] = {
     [CS_F_BODY]       = { "body", K_DOC, 0 },
     [CS_F_MORE]       = { "more", K_BOOL, 0 },
     [CS_F_STAGE]      = { "stage", K_STR, 16 },
+    [CS_F_SITE]       = { "site", K_STR, 32 },
 };
 
 #define B(f) (UINT64_C (1) << (f))
@@ -103,7 +104,8 @@ static const type_info_t s_types [CS_MSG_TYPE_COUNT] = {
         | B (CS_F_ORG) | B (CS_F_MID) },
     [CS_MSG_ANSWER] = { "answer", B (CS_F_REQ) | B (CS_F_OK), B (CS_F_ERROR) | B (CS_F_BODY)
         | B (CS_F_MORE) },
-    [CS_MSG_HEARTBEAT] = { "heartbeat", B (CS_F_STAGE), B (CS_F_TS) | B (CS_F_SEQ) | B (CS_F_BODY) },
+    [CS_MSG_HEARTBEAT] = { "heartbeat", B (CS_F_STAGE), B (CS_F_TS) | B (CS_F_SEQ) | B (CS_F_BODY)
+        | B (CS_F_SITE) },
     [CS_MSG_SCAN_SKIP] = { "scan_skip", B (CS_F_DEV) | B (CS_F_SCAN) | B (CS_F_MSG), B (CS_F_NAME) },
 };
 

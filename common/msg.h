@@ -105,6 +105,7 @@ typedef enum {
     CS_F_BODY,          /* body   doc    an answer: maps, arrays, strings, integers, booleans */
     CS_F_MORE,          /* more   bool   more answers to this request follow */
     CS_F_STAGE,         /* stage  str    producer, pusher, auditor */
+    CS_F_SITE,          /* site   str    the [site NAME] a pusher serves (none: the local one) */
     CS_F_COUNT_FIELDS
 } cs_field_t;
 

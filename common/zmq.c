@@ -107,6 +107,19 @@ new_socket (int type, int hwm)
     return sock;
 }
 
+/* Across hosts a cable can be cut without a word: ZMTP heartbeats notice, and
+ * the connection is made anew once the way is back. */
+static void
+tcp_options (zsock_t *sock, const char *endpoint, int connecting)
+{
+    if (!is_tcp (endpoint))
+        return;
+    zsock_set_heartbeat_ivl (sock, CS_ZMQ_TCP_HEARTBEAT_MS);
+    zsock_set_heartbeat_timeout (sock, CS_ZMQ_TCP_DEAD_MS);
+    if (connecting)
+        zsock_set_connect_timeout (sock, CS_ZMQ_TCP_HEARTBEAT_MS);
+}
+
 zsock_t *
 cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
              size_t error_size)
@@ -142,6 +155,7 @@ cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *erro
         zsock_set_curve_server (sock, 1);
         zsock_set_zap_domain (sock, "cardsync");
     }
+    tcp_options (sock, endpoint, 0);
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         snprintf (error, error_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
         zsock_destroy (&sock);
@@ -154,6 +168,13 @@ zsock_t *
 cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
                 size_t error_size)
 {
+    return cs_zmq_connect_to (self, type, endpoint, NULL, hwm, error, error_size);
+}
+
+zsock_t *
+cs_zmq_connect_to (cs_zmq_t *self, int type, const char *endpoint, const char *server_key,
+                   int hwm, char *error, size_t error_size)
+{
     zsock_t *sock = new_socket (type, hwm);
     if (!sock) {
         snprintf (error, error_size, "cannot create a socket: %s", zmq_strerror (zmq_errno ()));
@@ -161,8 +182,9 @@ cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *e
     }
     if (self->cert && is_tcp (endpoint)) {
         zcert_apply (self->cert, sock);
-        zsock_set_curve_serverkey (sock, self->pl->curve_server_key);
+        zsock_set_curve_serverkey (sock, server_key ? server_key : self->pl->curve_server_key);
     }
+    tcp_options (sock, endpoint, 1);
     /* a request waits for a peer rather than queueing for nobody: an asker
      * can tell at once that nothing listens */
     if (type == ZMQ_DEALER)
@@ -174,6 +196,80 @@ cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *e
         return NULL;
     }
     return sock;
+}
+
+struct _cs_refusals_t {
+    zactor_t *monitor;          /* czmq's zmonitor on the socket */
+    int bound;                  /* the socket binds: the refused are its peers */
+    int64_t logged;             /* when the last line went (mono ms); 0: never */
+    int64_t count;              /* refusals since */
+};
+
+cs_refusals_t *
+cs_refusals_new (cs_zmq_t *zmq, zsock_t *sock, const char *endpoint, int bound)
+{
+    if (!zmq->cert || (bound && !zmq->auth) || !is_tcp (endpoint))
+        return NULL;
+    cs_refusals_t *self = calloc (1, sizeof *self);
+    if (self) {
+        self->bound = bound;
+        self->monitor = zactor_new (zmonitor, sock);
+    }
+    if (!self || !self->monitor) {
+        free (self);
+        return NULL;
+    }
+    zstr_sendx (self->monitor, "LISTEN", "HANDSHAKE_FAILED_AUTH", NULL);
+    zstr_sendx (self->monitor, "START", NULL);
+    zsock_wait (self->monitor);
+    return self;
+}
+
+void
+cs_refusals_destroy (cs_refusals_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    zactor_destroy (&(*self_p)->monitor);
+    free (*self_p);
+    *self_p = NULL;
+}
+
+void *
+cs_refusals_sock (cs_refusals_t *self)
+{
+    return self->monitor;
+}
+
+void
+cs_refused (cs_log_t *log, cs_refusals_t *self)
+{
+    char where [256];
+    /* zmonitor reports: the event's name, its value, the endpoint */
+    char *name = NULL, *value = NULL, *address = NULL;
+    if (zstr_recvx (self->monitor, &name, &value, &address, NULL) < 0)
+        return;
+    int refused = name && strcmp (name, "HANDSHAKE_FAILED_AUTH") == 0;
+    snprintf (where, sizeof where, "%s", address ? address : "");
+    zstr_free (&name);
+    zstr_free (&value);
+    zstr_free (&address);
+    self->count += refused;
+    int64_t now = zclock_mono ();
+    if (!self->count || (self->logged && now - self->logged < 60000))
+        return;                 /* counted for the next line */
+    char times [32];
+    snprintf (times, sizeof times, "%lld", (long long) self->count);
+    if (self->bound)
+        cs_log (log, CS_LOG_WARN, "peer_refused", "socket", where, "times", times, "reason",
+                "its CURVE key is not in [pipeline] curve_clients_dir (a host not trusted, or a "
+                "certificate not yet copied there)", NULL);
+    else
+        cs_log (log, CS_LOG_ERROR, "refused_by_peer", "socket", where, "times", times, "reason",
+                "the other end does not trust this host's CURVE key: copy this host's NAME.cert "
+                "(the public half of [pipeline] curve_cert) into its curve_clients_dir", NULL);
+    self->count = 0;
+    self->logged = now;
 }
 
 static int
@@ -274,6 +370,7 @@ cs_beat_init (cs_beat_t *self, zsock_t *sock, cs_stage_t stage, int interval_s)
     self->sock = sock;
     self->stage = stage;
     self->interval_ms = (int64_t) interval_s * 1000;
+    self->site = NULL;
     self->next = 0;             /* the first goes at once */
     self->counters = NULL;
     self->arg = NULL;
@@ -288,6 +385,8 @@ cs_beat (cs_beat_t *self)
     self->next = now + self->interval_ms;
     cs_msg_t *m = cs_msg_new (CS_MSG_HEARTBEAT);
     cs_msg_set_str (m, CS_F_STAGE, cs_stage_name (self->stage));
+    if (self->site)
+        cs_msg_set_str (m, CS_F_SITE, self->site);
     cs_msg_set_int (m, CS_F_TS, zclock_time ());
     json_t *counters = self->counters ? self->counters (self->arg) : NULL;
     if (counters)

@@ -9,6 +9,7 @@
 #define CS_ZMQ_H
 
 #include "common/config.h"
+#include "common/log.h"
 #include "common/msg.h"
 #include "common/vocab.h"
 
@@ -35,6 +36,28 @@ zsock_t *cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, c
                       size_t error_size);
 zsock_t *cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
                          size_t error_size);
+/* Like cs_zmq_connect, to a CURVE server whose public key is server_key (NULL:
+ * [pipeline] curve_server_key): the differ to a site's pusher. */
+zsock_t *cs_zmq_connect_to (cs_zmq_t *self, int type, const char *endpoint, const char *server_key,
+                            int hwm, char *error, size_t error_size);
+
+/* CURVE refusals on a tcp socket, either way: on a bound socket, peers whose
+ * key zauth refused (not in curve_clients_dir); on a connected one, the other
+ * end refusing this host's key. NULL when sock uses no CURVE. A peer that
+ * keeps trying is refused every few hundred ms: the first is logged, then at
+ * most one line a minute with the count. */
+typedef struct _cs_refusals_t cs_refusals_t;
+cs_refusals_t *cs_refusals_new (cs_zmq_t *zmq, zsock_t *sock, const char *endpoint, int bound);
+void cs_refusals_destroy (cs_refusals_t **self_p);
+/* What to poll (a zactor). */
+void *cs_refusals_sock (cs_refusals_t *self);
+/* Takes one report and, when due, logs it: event=peer_refused (bound) or
+ * refused_by_peer (connected), with the endpoint and how many since the
+ * last such line. */
+void cs_refused (cs_log_t *log, cs_refusals_t *self);
+
+#define CS_ZMQ_TCP_HEARTBEAT_MS 5000    /* across hosts: a silent connection is */
+#define CS_ZMQ_TCP_DEAD_MS 15000        /*   given up after this, and made anew */
 
 /* Creates dir (and its parents) if need be and makes it private (0700).
  * Refuses a directory owned by another user. */
@@ -65,6 +88,7 @@ typedef json_t *(cs_counters_fn) (void *arg);
 typedef struct {
     zsock_t *sock;              /* to differ.in */
     cs_stage_t stage;
+    const char *site;           /* a pusher's [pipeline] site, or NULL */
     int64_t interval_ms;
     int64_t next;               /* monotonic ms */
     cs_counters_fn *counters;

@@ -22,6 +22,7 @@ struct _cs_control_t {
     cs_db_t *db;
     const cs_live_t *live;
     zsock_t *sock;
+    cs_verdict_site_t *sites;   /* the verdict's facts on each site's pusher */
 };
 
 cs_control_t *
@@ -37,8 +38,13 @@ cs_control_new (cs_zmq_t *zmq, const cs_config_t *cfg, cs_state_t *state, const 
     self->state = state;
     self->db = state ? cs_state_db (state) : NULL;
     self->live = live;
+    self->sites = calloc (cfg->site_count + 1, sizeof *self->sites);
     self->sock = cs_zmq_bind (zmq, ZMQ_ROUTER, cfg->pipeline.differ_ctl, 0, error, error_size);
-    if (!self->sock) {
+    if (!self->sock || !self->sites) {
+        if (self->sock && !self->sites)
+            snprintf (error, error_size, "out of memory");
+        zsock_destroy (&self->sock);
+        free (self->sites);
         free (self);
         return NULL;
     }
@@ -51,6 +57,7 @@ cs_control_destroy (cs_control_t **self_p)
     if (!self_p || !*self_p)
         return;
     zsock_destroy (&(*self_p)->sock);
+    free ((*self_p)->sites);
     free (*self_p);
     *self_p = NULL;
 }
@@ -105,6 +112,9 @@ status_liveness (cs_control_t *c, cs_verdict_facts_t *f, json_t *j)
     int64_t silent_after = 3LL * c->cfg->pipeline.heartbeat_interval * 1000;
     f->started_ms = l->started_ms;
     f->heartbeat_interval = c->cfg->pipeline.heartbeat_interval;
+    f->no_local_pusher = 1;
+    for (size_t i = 0; i < c->cfg->device_count; i++)
+        f->no_local_pusher &= c->cfg->devices [i].site != NULL;
     json_t *stages = json_array ();
     for (int i = 0; i < CS_STAGE_COUNT; i++) {
         f->beat_ms [i] = l->beat_ms [i];
@@ -117,8 +127,26 @@ status_liveness (cs_control_t *c, cs_verdict_facts_t *f, json_t *j)
         /* its counters since it started (the pusher's are per device: under devices) */
         if (l->counters [i] && i != CS_STAGE_PUSHER)
             json_object_set (st, "counters", l->counters [i]);
+        if (i == CS_STAGE_PUSHER)
+            json_object_set_new (st, "needed", json_boolean (!f->no_local_pusher));
         json_array_append_new (stages, st);
     }
+    /* each site's pusher, after the local one */
+    for (size_t i = 0; i < l->site_count && c->sites; i++) {
+        const cs_site_config_t *site = &c->cfg->sites [i];
+        int64_t last = l->site_beat_ms [i];
+        c->sites [i] = (cs_verdict_site_t) { site->name, site->endpoint, last };
+        json_t *st = json_pack ("{s:s, s:s, s:s, s:b}", "name", "pusher", "site", site->name,
+                                "endpoint", site->endpoint, "alive",
+                                last && f->now_ms - last <= silent_after);
+        if (last) {
+            json_object_set_new (st, "last_heartbeat", when_json (last));
+            json_object_set_new (st, "last_heartbeat_ts", json_integer (last / 1000));
+        }
+        json_array_append_new (stages, st);
+    }
+    f->sites = c->sites;
+    f->site_count = c->sites ? l->site_count : 0;
     json_object_set_new (j, "stages", stages);
     f->db_error = l->db_error;
     json_object_set_new (j, "state_db", json_string (l->db_error [0] ? l->db_error : "ok"));
@@ -246,8 +274,12 @@ status_devices (cs_control_t *c, cs_verdict_facts_t *f, cs_verdict_device_t *dev
         json_object_set_new (d, "persons", json_integer (v->persons));
         json_object_set_new (d, "managed", json_integer (one_int (c->db, "SELECT count (*) FROM target "
                                                                          "WHERE device = ?1", v->name)));
-        /* the pusher's counters for this device since it started */
-        json_t *pushed = json_object_get (json_object_get (c->live->counters [CS_STAGE_PUSHER], "devices"), v->name);
+        /* its pusher's counters for this device since it started */
+        int at = cs_config_site_index (c->cfg, v->name);
+        json_t *from = at < 0 ? c->live->counters [CS_STAGE_PUSHER] : c->live->site_counters [at];
+        json_t *pushed = json_object_get (json_object_get (from, "devices"), v->name);
+        if (at >= 0)
+            json_object_set_new (d, "site", json_string (c->cfg->sites [at].name));
         if (json_is_object (pushed))
             json_object_set (d, "counters", pushed);
         if (v->capacity > 0)

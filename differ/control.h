@@ -25,6 +25,9 @@ typedef struct {
     char db_error [300];                /* the last failed write of state.db; "" after a good one */
     int damaged;                        /* state.db is damaged: db_error says how; nothing is read */
     json_t *counters [CS_STAGE_COUNT];  /* each stage's counters from its last heartbeat (owned) */
+    size_t site_count;                  /* each site's pusher ([site NAME], in config order): */
+    int64_t *site_beat_ms;              /*   its last heartbeat; 0: none since the start */
+    json_t **site_counters;             /*   its counters (owned) */
 } cs_live_t;
 
 typedef struct _cs_control_t cs_control_t;

@@ -10,9 +10,11 @@
 #include "differ/rebuild.h"
 #include "differ/state.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #define BATCH 2000
 #define RESEND_MS 5000          /* events not acknowledged this long are sent again */
@@ -24,6 +26,8 @@ static const cs_cli_option_t s_options [] = {
     { "dry-run", 0, "plan and audit, but send no commands to the devices" },
     { "rebuild", 0, "with the group stopped: move a damaged state.db aside and rebuild its ties "
                     "from the audit" },
+    { "make-cert", 1, "write a host's CURVE certificate to VALUE.cert (public) and "
+                      "VALUE.cert_secret (mode 0600), then exit" },
     { NULL, 0, NULL },
 };
 
@@ -36,14 +40,19 @@ static const cs_cli_spec_t s_spec = {
                  "state.db is checked at start and after a failed write; a damaged one stops all\n"
                  "syncing (status says so) until it is rebuilt: stop the group, run\n"
                  "cardsync-differ --rebuild with the same --config, start the group.\n\n"
+                 "Across hosts ([site NAME], tcp://), every host has a certificate:\n"
+                 "cardsync-differ --make-cert /etc/cardsync/keys/north; [pipeline] curve_cert\n"
+                 "names NAME.cert_secret, the peers' curve_clients_dir holds NAME.cert.\n\n"
                  "example: cardsync-differ --config /etc/cardsync/cardsync.ini --dry-run",
 };
 
 typedef struct {
+    const cs_config_t *cfg;
     cs_log_t *log;
     cs_state_t *state;
     zsock_t *in;
-    zsock_t *pusher;
+    cs_refusals_t *refusals;    /* peers CURVE refused on in, or NULL */
+    zsock_t **pushers;          /* [0] the local pusher, [1 + i] site i's (cfg->sites) */
     zsock_t *auditor;
     int64_t sent_seq;           /* events sent up to here */
     int64_t progress_at;        /* when the acked seq last moved (mono ms) */
@@ -51,24 +60,42 @@ typedef struct {
     cs_live_t live;             /* what status tells beyond state.db */
 } differ_t;
 
-/* Sends the messages while the peer's queue has room, never waiting: a
- * stopped auditor or pusher must not stop the differ. Frees them all; returns
- * how many went out. */
-static size_t
-send_some (zsock_t *to, cs_msg_t **msgs, size_t count)
+/* Sends each command to its device's pusher (the site's, or the local one)
+ * while that pusher's queue has room, never waiting: a stopped or cut-off
+ * pusher must not stop the differ, nor the other sites. What does not fit
+ * goes again when its lease runs out. Frees them all. */
+static void
+send_commands (differ_t *d, cs_msg_t **msgs, size_t count)
 {
-    size_t sent = 0;
-    int full = 0;
+    size_t n = 1 + d->cfg->site_count;
+    size_t *sent = calloc (2 * n, sizeof *sent), *left = sent ? sent + n : NULL;
     for (size_t i = 0; i < count; i++) {
-        if (!full) {
-            int rc = cs_zmq_try_send (to, msgs [i], NULL);
-            sent += rc == 0;
-            full = rc == 1;
+        size_t to = (size_t) (1 + cs_config_site_index (d->cfg, cs_msg_str (msgs [i], CS_F_DEV)));
+        if (sent && !left [to]) {
+            int rc = cs_zmq_try_send (d->pushers [to], msgs [i], NULL);
+            sent [to] += rc == 0;
+            left [to] += rc != 0;
         }
+        else if (sent)
+            left [to]++;        /* that pusher's queue is full: the rest later */
         cs_msg_destroy (&msgs [i]);
     }
     free (msgs);
-    return sent;
+    if (!sent)
+        cs_log (d->log, CS_LOG_WARN, "pusher_queue_full", "error", "out of memory", "later", "all",
+                NULL);
+    for (size_t to = 0; sent && to < n; to++) {
+        if (!sent [to] && !left [to])
+            continue;
+        char a [32], b [32];
+        snprintf (a, sizeof a, "%zu", sent [to]);
+        snprintf (b, sizeof b, "%zu", left [to]);
+        const char *site = to ? d->cfg->sites [to - 1].name : "local";
+        cs_log (d->log, left [to] ? CS_LOG_WARN : CS_LOG_DEBUG,
+                left [to] ? "pusher_queue_full" : "commands_sent", "site", site, "count", a,
+                left [to] ? "later" : NULL, b, NULL);
+    }
+    free (sent);
 }
 
 static void
@@ -76,14 +103,8 @@ flush (differ_t *d)
 {
     cs_msg_t **msgs = NULL;
     size_t count = 0;
-    if (cs_state_due_commands (d->state, zclock_time (), &msgs, &count) == 0 && count) {
-        /* what does not fit now goes again when its lease runs out */
-        size_t sent = send_some (d->pusher, msgs, count);
-        char n [32];
-        snprintf (n, sizeof n, "%zu", sent);
-        cs_log (d->log, sent < count ? CS_LOG_WARN : CS_LOG_DEBUG,
-                sent < count ? "pusher_queue_full" : "commands_sent", "count", n, NULL);
-    }
+    if (cs_state_due_commands (d->state, zclock_time (), &msgs, &count) == 0 && count)
+        send_commands (d, msgs, count);
     else
         free (msgs);
     int64_t acked = cs_state_acked (d->state);
@@ -134,6 +155,41 @@ damaged (differ_t *d, const char *path, const char *why)
             "stop the group; cardsync-differ --rebuild; start the group", NULL);
 }
 
+/* --make-cert NAME: a new CURVE certificate, its public half to hand out, its
+ * secret half private to this host. */
+static int
+make_cert (const char *name)
+{
+    char secret [4200];
+    snprintf (secret, sizeof secret, "%s.cert_secret", name);
+    struct stat st;
+    if (stat (secret, &st) == 0) {
+        fprintf (stderr, "cardsync-differ: %s exists; remove it first to make a new one (the "
+                 "peers that trust its public key would need the new one)\n", secret);
+        return EX_CANTCREAT;
+    }
+    zcert_t *cert = zcert_new ();
+    char path [4200];
+    snprintf (path, sizeof path, "%s.cert", name);
+    const char *base = strrchr (name, '/');
+    if (cert) {
+        zcert_set_meta (cert, "name", "%s", base ? base + 1 : name);
+        zcert_set_meta (cert, "made-by", "cardsync-differ %s", CARDSYNC_VERSION);
+    }
+    errno = 0;
+    int rc = cert ? zcert_save (cert, path) : -1;
+    if (rc != 0)
+        fprintf (stderr, "cardsync-differ: cannot write %s and %s: %s\n", path, secret,
+                 errno ? strerror (errno) : "out of memory");
+    else
+        printf ("wrote %s (public: into curve_clients_dir on the hosts it talks to)\n"
+                "and %s (secret, 0600: [pipeline] curve_cert on this host only)\n"
+                "public key: %s (server_key / curve_server_key where this host binds)\n",
+                path, secret, zcert_public_txt (cert));
+    zcert_destroy (&cert);
+    return rc == 0 ? 0 : EX_CANTCREAT;
+}
+
 /* A heartbeat is noted and goes no further; an ack is the auditor's too. */
 static int
 heartbeat (differ_t *d, const cs_msg_t *m)
@@ -147,12 +203,29 @@ heartbeat (differ_t *d, const cs_msg_t *m)
     }
     else if (cs_msg_type (m) == CS_MSG_ACK)
         stage = CS_STAGE_AUDITOR;
-    if (stage >= 0)
-        d->live.beat_ms [stage] = zclock_time ();
+    /* a site's pusher: kept apart from the local one */
+    const char *site = cs_msg_type (m) == CS_MSG_HEARTBEAT ? cs_msg_str (m, CS_F_SITE) : NULL;
+    int64_t *beat = stage >= 0 ? &d->live.beat_ms [stage] : NULL;
+    json_t **kept = stage >= 0 ? &d->live.counters [stage] : NULL;
+    if (site && *site) {
+        beat = NULL;
+        kept = NULL;
+        for (size_t i = 0; i < d->live.site_count; i++)
+            if (stage == CS_STAGE_PUSHER && strcmp (d->cfg->sites [i].name, site) == 0) {
+                beat = &d->live.site_beat_ms [i];
+                kept = &d->live.site_counters [i];
+            }
+        if (!beat)
+            cs_log (d->log, CS_LOG_WARN, "bad_message", "error", "a heartbeat from a site this "
+                    "config does not name (is [pipeline] site the same on both hosts?)", "stage",
+                    cs_msg_str (m, CS_F_STAGE), "site", site, NULL);
+    }
+    if (beat)
+        *beat = zclock_time ();
     json_t *counters = cs_msg_type (m) == CS_MSG_HEARTBEAT ? cs_msg_doc (m, CS_F_BODY) : NULL;
-    if (stage >= 0 && json_is_object (counters)) {
-        json_decref (d->live.counters [stage]);
-        d->live.counters [stage] = json_incref (counters);
+    if (kept && json_is_object (counters)) {
+        json_decref (*kept);
+        *kept = json_incref (counters);
     }
     return cs_msg_type (m) == CS_MSG_HEARTBEAT;
 }
@@ -165,6 +238,8 @@ main (int argc, char **argv)
     int rc = cs_cli_parse (&s_spec, argc, argv, &cli);
     if (rc >= 0)
         return rc;
+    if (cs_cli_value (&s_spec, &cli, "make-cert"))
+        return make_cert (cs_cli_value (&s_spec, &cli, "make-cert"));
     cs_config_t *cfg = cs_cli_config (&s_spec, &cli, 0, &rc);
     if (rc >= 0) {
         cs_config_destroy (&cfg);
@@ -172,6 +247,7 @@ main (int argc, char **argv)
     }
     differ_t d;
     memset (&d, 0, sizeof d);
+    d.cfg = cfg;
     d.log = cs_cli_log (&s_spec, cfg);
     int dry_run = cs_cli_value (&s_spec, &cli, "dry-run") != NULL;
     char error [512] = "", path [4200];
@@ -199,8 +275,22 @@ main (int argc, char **argv)
     if (zmq)
         d.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.differ_in, 0, error, sizeof error);
     if (d.in)
-        d.pusher = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.pusher_in, 0, error, sizeof error);
-    if (d.pusher)
+        d.refusals = cs_refusals_new (zmq, d.in, cfg->pipeline.differ_in, 1);
+    /* one command socket per pusher: the local one, then each site's */
+    d.pushers = d.in ? calloc (1 + cfg->site_count, sizeof *d.pushers) : NULL;
+    d.live.site_count = cfg->site_count;
+    d.live.site_beat_ms = calloc (cfg->site_count + 1, sizeof *d.live.site_beat_ms);
+    d.live.site_counters = calloc (cfg->site_count + 1, sizeof *d.live.site_counters);
+    int connected = d.pushers && d.live.site_beat_ms && d.live.site_counters;
+    if (!connected && d.in)
+        snprintf (error, sizeof error, "out of memory");
+    for (size_t i = 0; connected && i <= cfg->site_count; i++) {
+        const cs_site_config_t *site = i ? &cfg->sites [i - 1] : NULL;
+        d.pushers [i] = cs_zmq_connect_to (zmq, ZMQ_PUSH, site ? site->endpoint : cfg->pipeline.pusher_in,
+                                           site ? site->server_key : NULL, 0, error, sizeof error);
+        connected = d.pushers [i] != NULL;
+    }
+    if (connected)
         d.auditor = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.auditor_in, 0, error, sizeof error);
     if (d.auditor)
         control = cs_control_new (zmq, cfg, d.state, &d.live, error, sizeof error);
@@ -214,6 +304,8 @@ main (int argc, char **argv)
     d.progress_at = zclock_mono ();
     d.live.started_ms = d.live.acked_ms = zclock_time ();
     poller = zpoller_new (d.in, cs_control_sock (control), NULL);
+    if (d.refusals)
+        zpoller_add (poller, cs_refusals_sock (d.refusals));
     int64_t next_replan = zclock_mono () + REPLAN_MS;
     cs_group_t group = { 0, 0 };
     if (!d.live.damaged)
@@ -233,6 +325,8 @@ main (int argc, char **argv)
             break;
         if (which == cs_control_sock (control))
             cs_control_handle (control);
+        else if (which && d.refusals && which == cs_refusals_sock (d.refusals))
+            cs_refused (d.log, d.refusals);
         else if (which) {
             cs_msg_t *batch [BATCH];
             size_t n = 0;
@@ -281,13 +375,20 @@ done:
         fprintf (stderr, "cardsync-differ: %s\n", error);
     zpoller_destroy (&poller);
     cs_control_destroy (&control);
+    cs_refusals_destroy (&d.refusals);
     zsock_destroy (&d.in);
-    zsock_destroy (&d.pusher);
+    for (size_t i = 0; d.pushers && i <= cfg->site_count; i++)
+        zsock_destroy (&d.pushers [i]);
+    free (d.pushers);
     zsock_destroy (&d.auditor);
     cs_zmq_destroy (&zmq);
     cs_state_destroy (&d.state);
     for (int i = 0; i < CS_STAGE_COUNT; i++)
         json_decref (d.live.counters [i]);
+    for (size_t i = 0; d.live.site_counters && i < d.live.site_count; i++)
+        json_decref (d.live.site_counters [i]);
+    free (d.live.site_counters);
+    free (d.live.site_beat_ms);
     cs_log_destroy (&d.log);
     cs_config_destroy (&cfg);
     return rc;

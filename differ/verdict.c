@@ -46,14 +46,26 @@ pipeline (const cs_verdict_facts_t *f, out_t *o)
     for (int i = 0; i < CS_STAGE_COUNT; i++) {
         int64_t last = f->beat_ms [i];
         char a [32];
-        if ((last && f->now_ms - last <= silent_after) || f->now_ms - f->started_ms <= silent_after)
-            continue;           /* alive, or too soon to tell */
+        if ((last && f->now_ms - last <= silent_after) || f->now_ms - f->started_ms <= silent_after
+            || (i == CS_STAGE_PUSHER && f->no_local_pusher))
+            continue;           /* alive, too soon to tell, or not needed */
         ago (f->now_ms - (last ? last : f->started_ms), a);
         if (last)
             need (o, "the %s is silent: no heartbeat for %s (is it running?)", cs_stage_name ((cs_stage_t) i), a);
         else
             need (o, "the %s is silent: no heartbeat since the differ started %s ago (is it running?)",
                   cs_stage_name ((cs_stage_t) i), a);
+    }
+    for (size_t i = 0; i < f->site_count; i++) {
+        const cs_verdict_site_t *site = &f->sites [i];
+        int64_t last = site->beat_ms;
+        char a [32];
+        if ((last && f->now_ms - last <= silent_after) || f->now_ms - f->started_ms <= silent_after)
+            continue;
+        ago (f->now_ms - (last ? last : f->started_ms), a);
+        need (o, "the pusher at site %s (%s) is silent: no heartbeat %s %s%s (is it running, and "
+              "is the network to it up? its devices' changes wait meanwhile)", site->name,
+              site->endpoint, last ? "for" : "since the differ started", a, last ? "" : " ago");
     }
     if (f->db_error && *f->db_error)
         need (o, "state.db cannot be written: %s; nothing is synced until it can", f->db_error);

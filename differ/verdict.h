@@ -27,12 +27,21 @@ typedef struct {
     int64_t capacity;           /* 0: unknown */
 } cs_verdict_device_t;
 
+typedef struct {               /* a [site NAME]'s pusher */
+    const char *name;
+    const char *endpoint;
+    int64_t beat_ms;            /* its last heartbeat; 0: none since the start */
+} cs_verdict_site_t;
+
 typedef struct {
     int64_t now_ms;
     /* the pipeline */
     int64_t started_ms;                  /* the differ's start */
     int heartbeat_interval;              /* seconds */
     int64_t beat_ms [CS_STAGE_COUNT];    /* 0: none since the start */
+    int no_local_pusher;                 /* every device is at a site: no local pusher to hear */
+    const cs_verdict_site_t *sites;      /* each site's pusher */
+    size_t site_count;
     const char *db_error;                /* a failed write of state.db, or NULL */
     int64_t outbox;                      /* events the audit has not acknowledged */
     int64_t acked_ms;                    /* when it last did (or nothing waited) */

@@ -1140,10 +1140,12 @@ main (int argc, char **argv)
     memset (&p, 0, sizeof p);
     p.cfg = cfg;
     p.log = cs_cli_log (&s_spec, cfg);
-    p.device_count = cfg->device_count;
-    p.devices = calloc (cfg->device_count, sizeof *p.devices);
-    for (size_t i = 0; i < cfg->device_count; i++) {
-        p.devices [i].cfg = &cfg->devices [i];
+    /* this host's pusher writes to its own site's devices only ([pipeline] site) */
+    p.devices = calloc (cfg->device_count + 1, sizeof *p.devices);
+    for (size_t i = 0; i < cfg->device_count && p.devices; i++)
+        if (cs_config_serves (cfg, &cfg->devices [i]))
+            p.devices [p.device_count++].cfg = &cfg->devices [i];
+    for (size_t i = 0; i < p.device_count; i++) {
         p.devices [i].page_size = 30;
         p.devices [i].batch_reads = 1;
         for (int k = 0; k < MAX_SOCKETS; k++)
@@ -1152,6 +1154,7 @@ main (int argc, char **argv)
     }
     char error [512];
     cs_zmq_t *zmq = NULL;
+    cs_refusals_t *refusals [2] = { NULL, NULL };  /* CURVE refusals on in, on out */
     if (cs_cli_value (&s_spec, &cli, "check")) {
         rc = check_devices (&p);
         goto done;
@@ -1161,13 +1164,22 @@ main (int argc, char **argv)
         p.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.pusher_in, 0, error, sizeof error);
     if (p.in)
         p.out = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.differ_in, 0, error, sizeof error);
+    if (p.out) {
+        refusals [0] = cs_refusals_new (zmq, p.in, cfg->pipeline.pusher_in, 1);
+        refusals [1] = cs_refusals_new (zmq, p.out, cfg->pipeline.differ_in, 0);
+    }
     p.multi = curl_multi_init ();
     if (!p.out || !p.multi) {
         cs_log (p.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
         rc = EX_UNAVAILABLE;
         goto done;
     }
-    cs_log (p.log, CS_LOG_INFO, "started", "commands", cfg->pipeline.pusher_in, NULL);
+    cs_log (p.log, CS_LOG_INFO, "started", "commands", cfg->pipeline.pusher_in, "site",
+            cfg->pipeline.site ? cfg->pipeline.site : "local", NULL);
+    if (p.device_count == 0)
+        cs_log (p.log, CS_LOG_WARN, "no_devices", "site", cfg->pipeline.site ? cfg->pipeline.site : "local",
+                "msg", "no [device NAME] has this host's site ([pipeline] site); nothing to write to",
+                NULL);
     for (size_t i = 0; i < p.device_count; i++) {
         queue_scan (&p.devices [i]);
         p.devices [i].next_scan = zclock_mono () + (int64_t) cfg->sync.scan_interval * 1000;
@@ -1176,6 +1188,7 @@ main (int argc, char **argv)
     cs_beat_t beat;
     cs_beat_init (&beat, p.out, CS_STAGE_PUSHER, cfg->pipeline.heartbeat_interval);
     cs_beat_counters (&beat, counters, &p);
+    beat.site = cfg->pipeline.site;
     cs_sd_ready ("pusher: sockets bound");
     while (1) {
         cs_beat (&beat);
@@ -1244,9 +1257,17 @@ main (int argc, char **argv)
             for (task_t *t = p.devices [i].queue; t; t = t->next)
                 if (t->not_before > now && t->not_before - now < wake)
                     wake = t->not_before - now;
-        struct curl_waitfd zfd = { .fd = zsock_fd (p.in), .events = CURL_WAIT_POLLIN };
+        struct curl_waitfd zfd [3] = { { .fd = zsock_fd (p.in), .events = CURL_WAIT_POLLIN } };
+        unsigned nfd = 1;
+        for (int k = 0; k < 2; k++)
+            if (refusals [k])
+                zfd [nfd++] = (struct curl_waitfd) { .fd = zsock_fd (cs_refusals_sock (refusals [k])),
+                                                     .events = CURL_WAIT_POLLIN };
         if (!(zsock_events (p.in) & ZMQ_POLLIN))
-            curl_multi_poll (p.multi, &zfd, 1, (int) (wake > 0 ? wake : 1), NULL);
+            curl_multi_poll (p.multi, zfd, nfd, (int) (wake > 0 ? wake : 1), NULL);
+        for (int k = 0; k < 2; k++)
+            while (refusals [k] && (zsock_events (cs_refusals_sock (refusals [k])) & ZMQ_POLLIN))
+                cs_refused (p.log, refusals [k]);
     }
     cs_sd_stopping ();
     cs_log (p.log, CS_LOG_INFO, "stopped", NULL);
@@ -1275,6 +1296,8 @@ done:
     if (p.multi)
         curl_multi_cleanup (p.multi);
     free (p.devices);
+    cs_refusals_destroy (&refusals [0]);
+    cs_refusals_destroy (&refusals [1]);
     zsock_destroy (&p.in);
     zsock_destroy (&p.out);
     cs_zmq_destroy (&zmq);

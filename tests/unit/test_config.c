@@ -573,3 +573,126 @@ TEST (web_off_loopback_with_a_login_and_plain_http_allowed)
     cs_config_destroy (&cfg);
     unsetenv ("CARDSYNC_WEB_PASSWORD");
 }
+
+/* Several buildings: which pusher writes to which device, as small worlds. */
+static const char *SITES =
+    "[device hall]\nurl = http://127.0.0.1:1\nusername = a\n"
+    "[device north-door]\nurl = http://127.0.0.1:2\nusername = a\nsite = north\n"
+    "[device south-door]\nurl = http://127.0.0.1:3\nusername = a\nsite = south\n"
+    "[site north]\nendpoint = tcp://127.0.0.1:5561\n"
+    "[site south]\nendpoint = ipc:///run/cardsync-south/pusher.in\n";
+
+TEST (sites_route_each_device_to_one_pusher)
+{
+    char text [4096];
+    snprintf (text, sizeof text, "%s%s", MINIMAL, SITES);
+    char *errors = NULL;
+    cs_config_t *cfg = load_text (text, 0, &errors);
+    REQUIRE (cfg);
+    CHECK_INT (cfg->site_count, 2);
+    CHECK_STR (cfg->sites [0].name, "north");
+    CHECK_STR (cfg->sites [0].endpoint, "tcp://127.0.0.1:5561");
+    CHECK (cfg->sites [0].server_key == NULL);
+    static const struct { const char *device; int site; } world [] = {
+        { "door1", -1 },          /* no site: the local pusher */
+        { "hall", -1 },
+        { "north-door", 0 },
+        { "south-door", 1 },
+        { "nowhere", -1 },        /* not configured: the local pusher says it does not know it */
+    };
+    for (size_t i = 0; i < sizeof world / sizeof world [0]; i++)
+        CHECK_INT (cs_config_site_index (cfg, world [i].device), world [i].site);
+    /* this host's pusher (no [pipeline] site): the devices without a site */
+    CHECK (cs_config_serves (cfg, cs_config_device (cfg, "door1")));
+    CHECK (cs_config_serves (cfg, cs_config_device (cfg, "hall")));
+    CHECK (!cs_config_serves (cfg, cs_config_device (cfg, "north-door")));
+    CHECK (!cs_config_serves (cfg, cs_config_device (cfg, "south-door")));
+    CHECK (cfg->pipeline.site == NULL);
+    cs_config_destroy (&cfg);
+
+    /* the north host: its pusher serves north's devices only, and binds north's endpoint */
+    snprintf (text, sizeof text, "%s%s[pipeline]\nsite = north\n", MINIMAL, SITES);
+    cfg = load_text (text, 0, &errors);
+    REQUIRE (cfg);
+    CHECK_STR (cfg->pipeline.site, "north");
+    CHECK_STR (cfg->pipeline.pusher_in, "tcp://127.0.0.1:5561");
+    CHECK (!cs_config_serves (cfg, cs_config_device (cfg, "door1")));
+    CHECK (cs_config_serves (cfg, cs_config_device (cfg, "north-door")));
+    CHECK (!cs_config_serves (cfg, cs_config_device (cfg, "south-door")));
+    cs_config_destroy (&cfg);
+
+    /* an explicit pusher_in wins (binding all addresses, say) */
+    snprintf (text, sizeof text, "%s%s[pipeline]\nsite = north\npusher_in = tcp://127.0.0.1:6000\n",
+              MINIMAL, SITES);
+    cfg = load_text (text, 0, &errors);
+    REQUIRE (cfg);
+    CHECK_STR (cfg->pipeline.pusher_in, "tcp://127.0.0.1:6000");
+    cs_config_destroy (&cfg);
+}
+
+TEST (a_site_pusher_needs_only_its_own_devices_passwords)
+{
+    unsetenv ("CARDSYNC_DEVICE_DOOR1_PASSWORD");
+    unsetenv ("CARDSYNC_DEVICE_HALL_PASSWORD");
+    unsetenv ("CARDSYNC_DEVICE_SOUTH_DOOR_PASSWORD");
+    setenv ("CARDSYNC_DEVICE_NORTH_DOOR_PASSWORD", "n", 1);
+    char text [4096];
+    snprintf (text, sizeof text, "%s%s[pipeline]\nsite = north\n", MINIMAL, SITES);
+    char *errors = NULL;
+    cs_config_t *cfg = load_text (text, CS_SECRETS_DEVICES, &errors);
+    REQUIRE (cfg);
+    CHECK_STR (cs_config_device (cfg, "north-door")->password, "n");
+    cs_config_destroy (&cfg);
+    /* the central host's pusher needs door1's and hall's, not north's or south's */
+    snprintf (text, sizeof text, "%s%s", MINIMAL, SITES);
+    char *e = errors_of (text, CS_SECRETS_DEVICES);
+    REQUIRE (e);
+    CHECK_HAS (e, "[device door1] password_file: no password");
+    CHECK_HAS (e, "[device hall] password_file: no password");
+    CHECK_LACKS (e, "SOUTH_DOOR");
+    free (e);
+    unsetenv ("CARDSYNC_DEVICE_NORTH_DOOR_PASSWORD");
+}
+
+TEST (site_mistakes)
+{
+    char *e = errors_of (with ("[device far]\nurl = http://127.0.0.1:2\nusername = a\nsite = west\n"
+                               "[site]\nendpoint = tcp://127.0.0.1:1\n"
+                               "[site north]\n"
+                               "[site south]\nendpoint = tcp://10.1.2.3:5561\n"
+                               "[site east]\nendpoint = tcp://127.0.0.1:5561\nserver_key = short\n"
+                               "[site North]\nendpoint = tcp://127.0.0.1:5562\n"
+                               "[pipeline]\nsite = nowhere\n"), 0);
+    REQUIRE (e);
+    CHECK_HAS (e, "cardsync.ini:12: [device far] site: names no [site west] section");
+    CHECK_HAS (e, "cardsync.ini:13: [site]: a site section needs a name: [site north]");
+    CHECK_HAS (e, "[site north] endpoint: required: the endpoint that site's pusher binds");
+    CHECK_HAS (e, "[site south] endpoint: crosses hosts unencrypted; set [pipeline] curve_cert");
+    CHECK_HAS (e, "[site east] server_key: must be a 40-character Z85 public key");
+    CHECK_HAS (e, "[site North]: site names are 1 to 32 characters of a-z");
+    CHECK_HAS (e, "[pipeline] site: names no [site nowhere] section");
+    free (e);
+
+    /* across hosts with CURVE: the site pusher's public key is required */
+    const char *cert = cs_test_write ("host.cert_secret", "curve\n");
+    char text [4096];
+    snprintf (text, sizeof text, "%s[site south]\nendpoint = tcp://10.1.2.3:5561\n"
+              "[pipeline]\ncurve_cert = %s\ncurve_server_key = rq:rM>}U?@Lns47E1%%kR.o@n%%FcmmsL/@{H8]yf7\n",
+              MINIMAL, cert);
+    e = errors_of (text, 0);
+    REQUIRE (e);
+    CHECK_HAS (e, "[site south] server_key: required with curve_cert: the public key of that "
+                  "site pusher's certificate");
+    free (e);
+    snprintf (text, sizeof text, "%s[site south]\nendpoint = tcp://10.1.2.3:5561\n"
+              "server_key = rq:rM>}U?@Lns47E1%%kR.o@n%%FcmmsL/@{H8]yf7\n"
+              "[pipeline]\ncurve_cert = %s\ncurve_server_key = rq:rM>}U?@Lns47E1%%kR.o@n%%FcmmsL/@{H8]yf7\n",
+              MINIMAL, cert);
+    char *errors = NULL;
+    cs_config_t *cfg = load_text (text, 0, &errors);
+    CHECK (cfg != NULL);
+    if (!cfg)
+        printf ("%s", errors);
+    free (errors);
+    cs_config_destroy (&cfg);
+}

@@ -75,6 +75,32 @@ WORLD (a_stage_never_heard_is_named_once_the_differ_has_waited,
        "the auditor is silent: no heartbeat since the differ started 10 min ago (is it running?)\n")
 WORLD (just_after_the_differ_starts_nobody_is_silent_yet,
        f.beat_ms [0] = f.beat_ms [1] = f.beat_ms [2] = 0; f.started_ms = NOW - 10 * S, "")
+/* sites: each site's pusher is heard on its own */
+static const cs_verdict_site_t s_north_alive [] = { { "north", "tcp://10.213.0.2:5561", NOW - S } };
+static const cs_verdict_site_t s_north_silent [] = { { "north", "tcp://10.213.0.2:5561", NOW - 35 * S } };
+static const cs_verdict_site_t s_north_never [] = { { "north", "tcp://10.213.0.2:5561", 0 } };
+WORLD (a_site_pusher_heard_is_well,
+       f.sites = s_north_alive; f.site_count = 1, "")
+WORLD (a_silent_site_pusher_is_named_with_its_endpoint,
+       f.sites = s_north_silent; f.site_count = 1,
+       "the pusher at site north (tcp://10.213.0.2:5561) is silent: no heartbeat for 35 s (is it "
+       "running, and is the network to it up? its devices' changes wait meanwhile)\n")
+WORLD (a_site_pusher_never_heard_is_named_once_the_differ_has_waited,
+       f.sites = s_north_never; f.site_count = 1; f.started_ms = NOW - 600 * S,
+       "the pusher at site north (tcp://10.213.0.2:5561) is silent: no heartbeat since the differ "
+       "started 10 min ago (is it running, and is the network to it up? its devices' changes wait "
+       "meanwhile)\n")
+WORLD (a_silent_site_pusher_is_not_the_local_one,
+       f.sites = s_north_silent; f.site_count = 1; f.beat_ms [CS_STAGE_PUSHER] = NOW - S,
+       "the pusher at site north (tcp://10.213.0.2:5561) is silent: no heartbeat for 35 s (is it "
+       "running, and is the network to it up? its devices' changes wait meanwhile)\n")
+WORLD (no_local_pusher_is_missed_when_every_device_is_at_a_site,
+       f.sites = s_north_alive; f.site_count = 1; f.no_local_pusher = 1;
+       f.beat_ms [CS_STAGE_PUSHER] = 0, "")
+WORLD (a_local_pusher_is_missed_while_a_device_has_no_site,
+       f.sites = s_north_alive; f.site_count = 1; f.beat_ms [CS_STAGE_PUSHER] = NOW - 16 * S,
+       "the pusher is silent: no heartbeat for 16 s (is it running?)\n")
+
 WORLD (every_stage_stopped_names_all_three,
        f.beat_ms [0] = f.beat_ms [1] = f.beat_ms [2] = NOW - 3 * 3600 * S,
        "the producer is silent: no heartbeat for 3 h (is it running?)\n"
