@@ -120,9 +120,42 @@ tcp_options (zsock_t *sock, const char *endpoint, int connecting)
         zsock_set_connect_timeout (sock, CS_ZMQ_TCP_HEARTBEAT_MS);
 }
 
+struct _cs_refusals_t {
+    zactor_t *monitor;          /* czmq's zmonitor on the socket */
+    int bound;                  /* the socket binds: the refused are its peers */
+    int64_t logged;             /* when the last line went (mono ms); 0: never */
+    int64_t count;              /* refusals since */
+};
+
+/* Watches sock (CURVE over tcp) for refusals; NULL if it cannot. */
+static cs_refusals_t *
+refusals_new (zsock_t *sock, int bound)
+{
+    cs_refusals_t *self = calloc (1, sizeof *self);
+    if (self) {
+        self->bound = bound;
+        self->monitor = zactor_new (zmonitor, sock);
+    }
+    if (!self || !self->monitor) {
+        free (self);
+        return NULL;
+    }
+    zstr_sendx (self->monitor, "LISTEN", "HANDSHAKE_FAILED_AUTH", NULL);
+    zstr_sendx (self->monitor, "START", NULL);
+    zsock_wait (self->monitor);
+    return self;
+}
+
 zsock_t *
 cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
              size_t error_size)
+{
+    return cs_zmq_bind_watched (self, type, endpoint, hwm, NULL, error, error_size);
+}
+
+zsock_t *
+cs_zmq_bind_watched (cs_zmq_t *self, int type, const char *endpoint, int hwm,
+                     cs_refusals_t **refusals, char *error, size_t error_size)
 {
     if (strncmp (endpoint, "ipc://", 6) == 0) {
         char dir [4096];
@@ -154,10 +187,14 @@ cs_zmq_bind (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *erro
         zcert_apply (self->cert, sock);
         zsock_set_curve_server (sock, 1);
         zsock_set_zap_domain (sock, "cardsync");
+        if (refusals)
+            *refusals = refusals_new (sock, 1);
     }
     tcp_options (sock, endpoint, 0);
     if (zsock_bind (sock, "%s", endpoint) < 0) {
         snprintf (error, error_size, "cannot bind %s: %s", endpoint, zmq_strerror (zmq_errno ()));
+        if (refusals)
+            cs_refusals_destroy (refusals);
         zsock_destroy (&sock);
         return NULL;
     }
@@ -168,12 +205,12 @@ zsock_t *
 cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm, char *error,
                 size_t error_size)
 {
-    return cs_zmq_connect_to (self, type, endpoint, NULL, hwm, error, error_size);
+    return cs_zmq_connect_to (self, type, endpoint, NULL, hwm, NULL, error, error_size);
 }
 
 zsock_t *
 cs_zmq_connect_to (cs_zmq_t *self, int type, const char *endpoint, const char *server_key,
-                   int hwm, char *error, size_t error_size)
+                   int hwm, cs_refusals_t **refusals, char *error, size_t error_size)
 {
     zsock_t *sock = new_socket (type, hwm);
     if (!sock) {
@@ -183,6 +220,8 @@ cs_zmq_connect_to (cs_zmq_t *self, int type, const char *endpoint, const char *s
     if (self->cert && is_tcp (endpoint)) {
         zcert_apply (self->cert, sock);
         zsock_set_curve_serverkey (sock, server_key ? server_key : self->pl->curve_server_key);
+        if (refusals)
+            *refusals = refusals_new (sock, 0);
     }
     tcp_options (sock, endpoint, 1);
     /* a request waits for a peer rather than queueing for nobody: an asker
@@ -192,37 +231,12 @@ cs_zmq_connect_to (cs_zmq_t *self, int type, const char *endpoint, const char *s
     if (zsock_connect (sock, "%s", endpoint) < 0) {
         snprintf (error, error_size, "cannot connect to %s: %s", endpoint,
                   zmq_strerror (zmq_errno ()));
+        if (refusals)
+            cs_refusals_destroy (refusals);
         zsock_destroy (&sock);
         return NULL;
     }
     return sock;
-}
-
-struct _cs_refusals_t {
-    zactor_t *monitor;          /* czmq's zmonitor on the socket */
-    int bound;                  /* the socket binds: the refused are its peers */
-    int64_t logged;             /* when the last line went (mono ms); 0: never */
-    int64_t count;              /* refusals since */
-};
-
-cs_refusals_t *
-cs_refusals_new (cs_zmq_t *zmq, zsock_t *sock, const char *endpoint, int bound)
-{
-    if (!zmq->cert || (bound && !zmq->auth) || !is_tcp (endpoint))
-        return NULL;
-    cs_refusals_t *self = calloc (1, sizeof *self);
-    if (self) {
-        self->bound = bound;
-        self->monitor = zactor_new (zmonitor, sock);
-    }
-    if (!self || !self->monitor) {
-        free (self);
-        return NULL;
-    }
-    zstr_sendx (self->monitor, "LISTEN", "HANDSHAKE_FAILED_AUTH", NULL);
-    zstr_sendx (self->monitor, "START", NULL);
-    zsock_wait (self->monitor);
-    return self;
 }
 
 void

@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 typedef struct _cs_zmq_t cs_zmq_t;
+typedef struct _cs_refusals_t cs_refusals_t;
 
 #define CS_ZMQ_LINGER_MS 2000     /* unsent messages get this long at close */
 #define CS_ZMQ_HWM 10000          /* messages queued per socket; a full queue makes the
@@ -39,15 +40,18 @@ zsock_t *cs_zmq_connect (cs_zmq_t *self, int type, const char *endpoint, int hwm
 /* Like cs_zmq_connect, to a CURVE server whose public key is server_key (NULL:
  * [pipeline] curve_server_key): the differ to a site's pusher. */
 zsock_t *cs_zmq_connect_to (cs_zmq_t *self, int type, const char *endpoint, const char *server_key,
-                            int hwm, char *error, size_t error_size);
+                            int hwm, cs_refusals_t **refusals, char *error, size_t error_size);
+/* Like cs_zmq_bind, with *refusals watching it (see below) from before the
+ * bind, so that no refusal goes unseen. */
+zsock_t *cs_zmq_bind_watched (cs_zmq_t *self, int type, const char *endpoint, int hwm,
+                              cs_refusals_t **refusals, char *error, size_t error_size);
 
 /* CURVE refusals on a tcp socket, either way: on a bound socket, peers whose
  * key zauth refused (not in curve_clients_dir); on a connected one, the other
- * end refusing this host's key. NULL when sock uses no CURVE. A peer that
- * keeps trying is refused every few hundred ms: the first is logged, then at
- * most one line a minute with the count. */
-typedef struct _cs_refusals_t cs_refusals_t;
-cs_refusals_t *cs_refusals_new (cs_zmq_t *zmq, zsock_t *sock, const char *endpoint, int bound);
+ * end refusing this host's key. Made by cs_zmq_bind_watched and
+ * cs_zmq_connect_to (NULL when the socket uses no CURVE). A peer that keeps
+ * trying is refused every few hundred ms: the first is logged, then at most
+ * one line a minute with the count. */
 void cs_refusals_destroy (cs_refusals_t **self_p);
 /* What to poll (a zactor). */
 void *cs_refusals_sock (cs_refusals_t *self);

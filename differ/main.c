@@ -51,8 +51,8 @@ typedef struct {
     cs_log_t *log;
     cs_state_t *state;
     zsock_t *in;
-    cs_refusals_t *refusals;    /* peers CURVE refused on in, or NULL */
     zsock_t **pushers;          /* [0] the local pusher, [1 + i] site i's (cfg->sites) */
+    cs_refusals_t **refusals;   /* CURVE refusals: [0] on in, [1 + i] on pushers [i] (or NULL) */
     zsock_t *auditor;
     int64_t sent_seq;           /* events sent up to here */
     int64_t progress_at;        /* when the acked seq last moved (mono ms) */
@@ -272,10 +272,12 @@ main (int argc, char **argv)
     else
         d.state = cs_state_open (path, cfg, d.log, dry_run, error, sizeof error);
     zmq = d.state || d.live.damaged ? cs_zmq_new (&cfg->pipeline, error, sizeof error) : NULL;
-    if (zmq)
-        d.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.differ_in, 0, error, sizeof error);
-    if (d.in)
-        d.refusals = cs_refusals_new (zmq, d.in, cfg->pipeline.differ_in, 1);
+    d.refusals = calloc (2 + cfg->site_count, sizeof *d.refusals);
+    if (zmq && !d.refusals)
+        snprintf (error, sizeof error, "out of memory");
+    else if (zmq)
+        d.in = cs_zmq_bind_watched (zmq, ZMQ_PULL, cfg->pipeline.differ_in, 0, &d.refusals [0],
+                                    error, sizeof error);
     /* one command socket per pusher: the local one, then each site's */
     d.pushers = d.in ? calloc (1 + cfg->site_count, sizeof *d.pushers) : NULL;
     d.live.site_count = cfg->site_count;
@@ -287,7 +289,8 @@ main (int argc, char **argv)
     for (size_t i = 0; connected && i <= cfg->site_count; i++) {
         const cs_site_config_t *site = i ? &cfg->sites [i - 1] : NULL;
         d.pushers [i] = cs_zmq_connect_to (zmq, ZMQ_PUSH, site ? site->endpoint : cfg->pipeline.pusher_in,
-                                           site ? site->server_key : NULL, 0, error, sizeof error);
+                                           site ? site->server_key : NULL, 0, &d.refusals [1 + i],
+                                           error, sizeof error);
         connected = d.pushers [i] != NULL;
     }
     if (connected)
@@ -304,8 +307,9 @@ main (int argc, char **argv)
     d.progress_at = zclock_mono ();
     d.live.started_ms = d.live.acked_ms = zclock_time ();
     poller = zpoller_new (d.in, cs_control_sock (control), NULL);
-    if (d.refusals)
-        zpoller_add (poller, cs_refusals_sock (d.refusals));
+    for (size_t i = 0; i < 2 + cfg->site_count; i++)
+        if (d.refusals [i])
+            zpoller_add (poller, cs_refusals_sock (d.refusals [i]));
     int64_t next_replan = zclock_mono () + REPLAN_MS;
     cs_group_t group = { 0, 0 };
     if (!d.live.damaged)
@@ -325,8 +329,11 @@ main (int argc, char **argv)
             break;
         if (which == cs_control_sock (control))
             cs_control_handle (control);
-        else if (which && d.refusals && which == cs_refusals_sock (d.refusals))
-            cs_refused (d.log, d.refusals);
+        else if (which && which != d.in) {
+            for (size_t i = 0; i < 2 + cfg->site_count; i++)
+                if (d.refusals [i] && which == cs_refusals_sock (d.refusals [i]))
+                    cs_refused (d.log, d.refusals [i]);
+        }
         else if (which) {
             cs_msg_t *batch [BATCH];
             size_t n = 0;
@@ -375,7 +382,9 @@ done:
         fprintf (stderr, "cardsync-differ: %s\n", error);
     zpoller_destroy (&poller);
     cs_control_destroy (&control);
-    cs_refusals_destroy (&d.refusals);
+    for (size_t i = 0; d.refusals && i < 2 + cfg->site_count; i++)
+        cs_refusals_destroy (&d.refusals [i]);
+    free (d.refusals);
     zsock_destroy (&d.in);
     for (size_t i = 0; d.pushers && i <= cfg->site_count; i++)
         zsock_destroy (&d.pushers [i]);

@@ -1161,13 +1161,11 @@ main (int argc, char **argv)
     }
     zmq = cs_zmq_new (&cfg->pipeline, error, sizeof error);
     if (zmq)
-        p.in = cs_zmq_bind (zmq, ZMQ_PULL, cfg->pipeline.pusher_in, 0, error, sizeof error);
+        p.in = cs_zmq_bind_watched (zmq, ZMQ_PULL, cfg->pipeline.pusher_in, 0, &refusals [0],
+                                    error, sizeof error);
     if (p.in)
-        p.out = cs_zmq_connect (zmq, ZMQ_PUSH, cfg->pipeline.differ_in, 0, error, sizeof error);
-    if (p.out) {
-        refusals [0] = cs_refusals_new (zmq, p.in, cfg->pipeline.pusher_in, 1);
-        refusals [1] = cs_refusals_new (zmq, p.out, cfg->pipeline.differ_in, 0);
-    }
+        p.out = cs_zmq_connect_to (zmq, ZMQ_PUSH, cfg->pipeline.differ_in, NULL, 0, &refusals [1],
+                                   error, sizeof error);
     p.multi = curl_multi_init ();
     if (!p.out || !p.multi) {
         cs_log (p.log, CS_LOG_ERROR, "start_failed", "error", error, NULL);
