@@ -394,9 +394,14 @@ print_status (json_t *j)
             snprintf (paused, sizeof paused, " (paused until %s)", S (x, "paused_until"));
         if (I (x, "capacity"))
             snprintf (capacity, sizeof capacity, " of %lld", I (x, "capacity"));
-        printf ("  %-12s %s%s%s%s; last scan %s, %lld persons%s\n", S (x, "name"), S (x, "health"),
+        char site [80] = "";
+        if (*S (x, "site"))
+            snprintf (site, sizeof site, "; at site %s", S (x, "site"));
+        printf ("  %-12s %s%s%s%s%s; last scan %s, %lld persons%s%s\n", S (x, "name"), S (x, "health"),
                 *S (x, "msg") ? ": " : "", S (x, "msg"), paused,
-                json_object_get (x, "last_scan") ? S (x, "last_scan") : "never", I (x, "persons"), capacity);
+                json_is_false (json_object_get (x, "pusher_alive")) ? " (as last heard: its pusher is silent)" : "",
+                json_object_get (x, "last_scan") ? S (x, "last_scan") : "never", I (x, "persons"), capacity,
+                site);
     }
     if (I (j, "guard_held"))
         printf ("guard:         TRIPPED: %lld revocations held back (cardsync-auditor approve)\n",

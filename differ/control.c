@@ -280,6 +280,12 @@ status_devices (cs_control_t *c, cs_verdict_facts_t *f, cs_verdict_device_t *dev
         json_t *pushed = json_object_get (json_object_get (from, "devices"), v->name);
         if (at >= 0)
             json_object_set_new (d, "site", json_string (c->cfg->sites [at].name));
+        /* its health is as its pusher last told it: is that pusher still heard? (not
+         * said in the first three heartbeat intervals, as for the stages) */
+        int64_t heard = at < 0 ? c->live->beat_ms [CS_STAGE_PUSHER] : c->live->site_beat_ms [at];
+        int64_t silent_after = 3LL * c->cfg->pipeline.heartbeat_interval * 1000;
+        if (heard || f->now_ms - c->live->started_ms > silent_after)
+            json_object_set_new (d, "pusher_alive", json_boolean (heard && f->now_ms - heard <= silent_after));
         if (json_is_object (pushed))
             json_object_set (d, "counters", pushed);
         if (v->capacity > 0)

@@ -169,6 +169,10 @@ wait_until "status names the silent site pusher" 20 sh -c \
     "'$CS_BIN/cardsync-auditor' --config '$CS_CONFIG' status | grep -q 'the pusher at site north (tcp://10.213.0.2:5561) is silent'"
 check "status --json: north's pusher not alive, the local one alive" is "[True, False]" status \
     '[s["alive"] for s in j["stages"] if s["name"] == "pusher"]'
+check "status: north's doors as last heard, the local ones not" sh -c "
+    '$CS_BIN/cardsync-auditor' --config '$CS_CONFIG' status > '$CS_TMP/status.txt';
+    grep -q '^  north1 .*(as last heard: its pusher is silent).*; at site north\$' '$CS_TMP/status.txt' &&
+    grep '^  door1 ' '$CS_TMP/status.txt' | grep -vq 'as last heard'"
 check "north's door still has the old date" is "$(DAY 34)T23:59:59" north_until north1 24
 sleep $((30 - ($(date +%s) - cut_at)))
 ip -n "$NS" link set csB up

@@ -71,6 +71,8 @@ check "the API is not written to" is 405 api_code -X POST "$URL/api/status"
 
 # --- /metrics: Prometheus text, parsed by Prometheus's own parser, agreeing with status ----------
 wait_until "the pusher's counters reach the differ" 15 sh -c "curl -s $URL/metrics | grep -q 'cardsync_writes_total{device=\"door1\",result=\"applied\"} 1'"
+# the auditor's come with its own heartbeat, maybe a little later
+wait_until "the auditor's counters too" 15 sh -c "curl -s $URL/metrics | grep -qE '^cardsync_audit_events_total ([3-9]|[1-9][0-9]+)$'"
 curl -s -D "$CS_TMP/mheaders" "$URL/metrics" > "$CS_TMP/metrics.txt"
 "${AUD[@]}" status --json > "$CS_TMP/cli_status.json" 2>/dev/null
 check "/metrics is the text format" grep -qi '^content-type: text/plain; version=0.0.4' "$CS_TMP/mheaders"
