@@ -32,7 +32,7 @@ endif
 CC      ?= cc
 PKGS_CORE := libcurl libxml-2.0 libzmq libczmq sqlite3 jansson inih libsystemd libidn2
 TOOLS   := supervisord valgrind python3 curl sqlite3 systemd-analyze clang \
-           dpkg-buildpackage dh lintian man
+           dpkg-buildpackage dh lintian man ip
 
 # A missing library means a fresh machine: install what is missing, once, and say so.
 # (DEPS_CHECK=no: the package build, which must never install anything.)

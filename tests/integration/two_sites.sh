@@ -14,6 +14,8 @@ if [ "${CS_IN_NETNS:-}" != 1 ]; then
     [ "$(id -u)" = 0 ] || why="it needs root (network namespaces)"
     [ -z "$why" ] && ! command -v ip >/dev/null && why="ip (iproute2) is missing"
     [ -z "$why" ] && ! unshare --net true 2>/dev/null && why="this machine does not allow network namespaces (unshare --net failed)"
+    [ -z "$why" ] && ! unshare --net ip link add csa type veth peer name csb 2>/dev/null && why="no veth pairs here (ip link add type veth failed)"
+    [ -z "$why" ] && ! { ip netns add "cs-probe-$$" 2>/dev/null && ip netns del "cs-probe-$$"; } && why="ip netns add failed (no /run/netns mounts here)"
     if [ -n "$why" ]; then
         echo "SKIP: two sites over veth: $why"
         echo "0 checks, 0 failed"
