@@ -1176,7 +1176,7 @@ load_site (parser_t *p, section_t *s, const cs_pipeline_config_t *pl, cs_site_co
     else if (!c->server_key) {
         field_t key = field (p, s, "server_key");
         FIELD_ERROR (&key, "required with curve_cert: the public key of that site pusher's "
-                     "certificate (the line public-key in its .key file)");
+                     "certificate (the public-key line of its NAME.cert; --make-cert prints it)");
     }
 }
 
