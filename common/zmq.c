@@ -286,9 +286,17 @@ cs_refused (cs_log_t *log, cs_refusals_t *self)
     self->logged = now;
 }
 
+/* Sends m as one frame: without waiting (1 when the queue is full), or
+ * waiting while it is full (backpressure), but not past SIGINT or SIGTERM:
+ * the signal may have gone to any thread (czmq's actors run their own), so
+ * the wait is in steps of a second that look at zsys_interrupted. */
 static int
-send_frame (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error, int flags)
+send_frame (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error, int wait)
 {
+    cs_msg_error_t dummy;
+    if (!error)
+        error = &dummy;
+    memset (error, 0, sizeof *error);
     uint8_t *data;
     size_t size;
     if (cs_msg_encode (m, &data, &size, error) != 0)
@@ -297,10 +305,18 @@ send_frame (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error, int flags)
     free (data);
     if (!frame)
         return -1;
-    if (zframe_send (&frame, sock, flags) != 0) {
+    while (zframe_send (&frame, sock, ZFRAME_DONTWAIT) != 0) {
         int full = zmq_errno () == EAGAIN;
-        zframe_destroy (&frame);
-        return full ? 1 : -1;
+        if (!full || !wait || zsys_interrupted) {
+            if (full && wait)
+                snprintf (error->text, sizeof error->text, "interrupted while the peer's queue was full");
+            else if (!full)
+                snprintf (error->text, sizeof error->text, "%s", zmq_strerror (zmq_errno ()));
+            zframe_destroy (&frame);
+            return full && !wait ? 1 : -1;
+        }
+        zmq_pollitem_t out = { zsock_resolve (sock), 0, ZMQ_POLLOUT, 0 };
+        zmq_poll (&out, 1, 1000);
     }
     return 0;
 }
@@ -308,13 +324,13 @@ send_frame (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error, int flags)
 int
 cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error)
 {
-    return send_frame (sock, m, error, 0) == 0 ? 0 : -1;
+    return send_frame (sock, m, error, 1) == 0 ? 0 : -1;
 }
 
 int
 cs_zmq_try_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error)
 {
-    return send_frame (sock, m, error, ZFRAME_DONTWAIT);
+    return send_frame (sock, m, error, 0);
 }
 
 cs_msg_t *

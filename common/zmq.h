@@ -67,7 +67,9 @@ void cs_refused (cs_log_t *log, cs_refusals_t *self);
  * Refuses a directory owned by another user. */
 int cs_zmq_private_dir (const char *dir, char *error, size_t error_size);
 
-/* Sends m as one frame; -1 if it does not encode or the socket refuses. */
+/* Sends m as one frame, waiting while the peer's queue is full (or no peer
+ * is there); -1 if it does not encode, the socket refuses, or SIGINT or
+ * SIGTERM arrives meanwhile (error->text says which). */
 int cs_zmq_send (zsock_t *sock, const cs_msg_t *m, cs_msg_error_t *error);
 
 /* Like cs_zmq_send without waiting: 1 when the queue is full (nothing sent;

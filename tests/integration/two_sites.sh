@@ -27,7 +27,16 @@ fi
 
 # --- the two namespaces ---------------------------------------------------------------
 NS=cs-north-$$
-trap 'cp "$CS_TMP"/*.log /tmp/two_sites_logs/ 2>/dev/null; _cleanup; ip netns del "$NS" 2>/dev/null' EXIT
+# at the end: whatever still runs in north's namespace too, then the namespace
+north_cleanup () {
+    local p
+    _cleanup
+    for p in $(ip netns pids "$NS" 2>/dev/null); do kill "$p" 2>/dev/null; done
+    sleep 0.5
+    for p in $(ip netns pids "$NS" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+    ip netns del "$NS" 2>/dev/null
+}
+trap north_cleanup EXIT
 ip link set lo up
 ip netns add "$NS"
 ip -n "$NS" link set lo up
@@ -36,7 +45,7 @@ ip addr add 10.213.0.1/24 dev csA
 ip link set csA up
 ip -n "$NS" addr add 10.213.0.2/24 dev csB
 ip -n "$NS" link set csB up
-north () { ip netns exec "$NS" "$@"; }
+north () { ip netns exec "$NS" "$@"; }    # (not for programs left running: $! would be a subshell's)
 check "the namespaces are joined" north bash -c 'exec 3<>/dev/tcp/10.213.0.1/9 2>/dev/null; [ $? -ne 0 ]' # refused, not unreachable
 check "10.213.0.1 is not the host's" sh -c "! nsenter --net=/proc/1/ns/net ip -4 addr 2>/dev/null | grep -q '10.213.0.1/'"
 
@@ -72,7 +81,7 @@ for name, persons in doors.items():
 PY
 start_cardskipper_sim --members-file "$CS_TMP/members.json"
 start_isapi_sim --device door1:0 --device door2:0 --password 'D00r!'
-north "$CS_BIN/isapi-sim" --port-file "$CS_TMP/north.ports" --device north1:0 --device north2:0 \
+ip netns exec "$NS" "$CS_BIN/isapi-sim" --port-file "$CS_TMP/north.ports" --device north1:0 --device north2:0 \
     --password 'N0rth!' > "$CS_TMP/north-sim.log" 2>&1 &
 _pids+=($!)
 _wait_file "$CS_TMP/north.ports" 3 || exit 1
@@ -127,7 +136,7 @@ check "and binds its site's tcp endpoint" grep -qx 'pusher_in = tcp://10.213.0.2
 
 start_pipeline auditor differ pusher producer
 start_north () {    # start_north CERT: north's pusher, in its namespace
-    north env CARDSYNC_DEVICE_NORTH1_PASSWORD='N0rth!' CARDSYNC_DEVICE_NORTH2_PASSWORD='N0rth!' \
+    ip netns exec "$NS" env CARDSYNC_DEVICE_NORTH1_PASSWORD='N0rth!' CARDSYNC_DEVICE_NORTH2_PASSWORD='N0rth!' \
         "$CS_BIN/cardsync-pusher" --config "$CS_TMP/north-$1.ini" >> "$CS_TMP/north-$1.log" 2>&1 &
     PID[north-$1]=$!
     _pids+=($!)
@@ -158,7 +167,8 @@ start_north rogue
 wait_until "the differ refuses it and says so" 15 grep -q 'event=peer_refused.*10.213.0.1:5560' "$CS_TMP/differ.log"
 check "once, not a line per attempt" test "$(grep -c 'event=peer_refused' "$CS_TMP/differ.log")" = 1
 wait_until "and the refused pusher says what to do" 15 grep -q 'event=refused_by_peer.*copy this host' "$CS_TMP/north-rogue.log"
-kill "${PID[north-rogue]}"; wait "${PID[north-rogue]}" 2>/dev/null
+kill "${PID[north-rogue]}"; wait "${PID[north-rogue]}"
+check "the refused pusher is gone" sh -c "! pgrep -f 'north-[r]ogue.ini' >/dev/null"
 
 # --- the veth cut for 30 s -------------------------------------------------------------------------------
 events_before=$(audit 'SELECT max (seq) FROM event')

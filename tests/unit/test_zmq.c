@@ -327,3 +327,35 @@ TEST (try_send_never_waits)
     zsock_destroy (&push);
     cs_zmq_destroy (&z);
 }
+
+/* A program stuck sending to a peer that takes nothing (stopped, or refusing
+ * its key) still stops on SIGTERM: the wait looks at zsys_interrupted, which
+ * the signal sets whichever thread it reached. */
+TEST (a_full_queue_gives_way_to_sigterm)
+{
+    cs_pipeline_config_t pl = pipeline ();
+    char error [256], endpoint [512];
+    snprintf (endpoint, sizeof endpoint, "ipc://%s/run/nobody.in", cs_test_dir ());
+    cs_zmq_t *z = cs_zmq_new (&pl, error, sizeof error);
+    REQUIRE (z);
+    zsock_t *push = cs_zmq_connect (z, ZMQ_PUSH, endpoint, 2, error, sizeof error);
+    REQUIRE (push);
+    int rc = 0;
+    for (int i = 0; i < 10 && rc == 0; i++) {   /* fill the queue */
+        cs_msg_t *m = ack (i + 1);
+        rc = cs_zmq_try_send (push, m, NULL);
+        cs_msg_destroy (&m);
+    }
+    CHECK_INT (rc, 1);
+    zsys_interrupted = 1;
+    cs_msg_t *m = ack (99);
+    cs_msg_error_t err;
+    CHECK_INT (cs_zmq_send (push, m, &err), -1);
+    CHECK_INT (err.code, CS_MSG_E_NONE);
+    CHECK_HAS (err.text, "interrupted while the peer's queue was full");
+    cs_msg_destroy (&m);
+    zsys_interrupted = 0;
+    zsock_set_linger (push, 0);
+    zsock_destroy (&push);
+    cs_zmq_destroy (&z);
+}
