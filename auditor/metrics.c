@@ -54,6 +54,16 @@ str_of (const json_t *o, const char *key)
     return v ? v : "";
 }
 
+/* A stage's labels: stage="pusher", and site="north" for a site's pusher. */
+static const char *
+stage_labels (const json_t *st, char *out, size_t size)
+{
+    const char *site = str_of (st, "site");
+    snprintf (out, size, "stage=\"%s\"%s%s%s", str_of (st, "name"), *site ? ",site=\"" : "", site,
+              *site ? "\"" : "");
+    return out;
+}
+
 static const json_t *
 stage (const json_t *status, const char *name)
 {
@@ -95,22 +105,20 @@ cs_metrics_text (const json_t *status)
     if (!status)
         goto done;
 
-    /* the programs */
-    /* each program as status lists it; a site's pusher with its site */
+    /* the programs, as status lists them; a site's pusher with its site */
     json_t *stages = json_object_get (status, "stages"), *st;
     size_t k;
+    char labels [160];
     head (&t, "cardsync_stage_up", "gauge", "1 when the program's heartbeat is recent (three heartbeat intervals).");
     json_array_foreach (stages, k, st)
-        cs_text_put (&t, "cardsync_stage_up{stage=\"%s\"%s%s%s} %d\n", str_of (st, "name"),
-                     *str_of (st, "site") ? ",site=\"" : "", str_of (st, "site"),
-                     *str_of (st, "site") ? "\"" : "", json_is_true (json_object_get (st, "alive")) ? 1 : 0);
+        cs_text_put (&t, "cardsync_stage_up{%s} %d\n", stage_labels (st, labels, sizeof labels),
+                     json_is_true (json_object_get (st, "alive")) ? 1 : 0);
     head (&t, "cardsync_last_heartbeat_timestamp_seconds", "gauge", "When each program's last heartbeat came (Unix time).");
     json_array_foreach (stages, k, st) {
         json_t *ts = json_object_get (st, "last_heartbeat_ts");
         if (json_is_integer (ts))
-            cs_text_put (&t, "cardsync_last_heartbeat_timestamp_seconds{stage=\"%s\"%s%s%s} %lld\n",
-                         str_of (st, "name"), *str_of (st, "site") ? ",site=\"" : "", str_of (st, "site"),
-                         *str_of (st, "site") ? "\"" : "", (long long) json_integer_value (ts));
+            cs_text_put (&t, "cardsync_last_heartbeat_timestamp_seconds{%s} %lld\n",
+                         stage_labels (st, labels, sizeof labels), (long long) json_integer_value (ts));
     }
     single (&t, "cardsync_healthy", "gauge", "1 when status says all is well, 0 when something needs attention.",
             (long long) (json_array_size (json_object_get (status, "attention")) ? 0 : 1));
